@@ -1,0 +1,10 @@
+// Package events is Chimalli's event plane: the event schema, IP hashing
+// for privacy, and (with the NATS issue) the embedded NATS server,
+// JetStream streams, publishers and subscribers.
+//
+// Raw client IPs never leave a node. Everything that names a client in a
+// log line or an event carries IPHasher output instead: a keyed
+// HMAC-SHA256 of the address, truncated, prefixed with the key id so a
+// reader knows which key produced it. Until the cluster-wide rotated key
+// arrives through Raft, each process draws a random key at start.
+package events
