@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"io"
 	"net/netip"
+
+	"github.com/chimalli/chimalli/tofu"
 )
 
 // MaxRequestLine is the longest Gemini/Titan request line accepted, in bytes,
@@ -53,6 +55,7 @@ type Request struct {
 	RemoteAddr netip.AddrPort    // client address, IPv4-mapped addresses unmapped; never logged raw
 	ClientHash string            // keyed hash of the client address, safe for logs and events
 	ClientCert *x509.Certificate // leaf certificate, nil when none was presented
+	ClientID   tofu.Identity     // fingerprints of ClientCert; zero when none
 	Body       io.Reader         // Titan upload body, limited to Titan.Size; nil for Gemini
 
 	// Routing fields, from the layer chain.

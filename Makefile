@@ -1,0 +1,46 @@
+# Targets match CI (.ci/run). `make help` lists them.
+GO      ?= go
+BIN     ?= bin/chimalli
+PKGS    ?= ./...
+BENCH   ?= .
+COUNT   ?= 6
+FUZZTIME ?= 30s
+
+.PHONY: help build test race e2e vet fmt-check fmt bench fuzz bench-compare docker clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## build bin/chimalli (static)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/node
+
+test: ## unit and loopback end-to-end tests with the race detector
+	$(GO) test -race -count=1 $(PKGS)
+
+e2e: build ## end-to-end tests of the built binary against real peers
+	CHIMALLI_E2E_BIN=$(abspath $(BIN)) $(GO) test -count=1 -run 'E2E' -v ./cmd/node/
+
+vet: ## go vet
+	$(GO) vet $(PKGS)
+
+fmt-check: ## fail if any file needs gofmt
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+fmt: ## gofmt every file
+	gofmt -w $$(git ls-files '*.go')
+
+bench: ## Go benchmarks of the hot paths (COUNT runs each, for benchstat)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./gateway/ ./ratelimit/ ./tofu/ ./events/
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+docker: ## build the FROM scratch image chimalli:dev
+	docker build -t chimalli:dev .
+
+clean:
+	rm -rf bin

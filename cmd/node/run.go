@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/chimalli/chimalli/events"
+	"github.com/chimalli/chimalli/gateway"
+	"github.com/chimalli/chimalli/ops"
+	"github.com/chimalli/chimalli/ratelimit"
+	"github.com/chimalli/chimalli/tofu"
+	"github.com/spf13/cobra"
+)
+
+// shutdownGrace is how long in-flight requests get to finish on SIGINT or
+// SIGTERM before their connections are closed.
+const shutdownGrace = 10 * time.Second
+
+// generatedCertDays is the validity of a certificate generated for a host
+// that has none configured. TOFU clients pin it, so it should outlive them.
+const generatedCertDays = 3650
+
+func newRunCmd() *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "run [--config FILE]",
+		Short: "Run a gateway node",
+		Long: `Run a Chimalli gateway node in the foreground.
+
+With no configuration it serves a built-in welcome capsule on 127.0.0.1:1965
+for the host "localhost", with a certificate generated into ./chimalli-data.
+Settings come from defaults, then the --config file (YAML or TOML), then
+CHIMALLI_* environment variables, then flags; see docs/configuration.md.
+
+SIGHUP reloads the certificate files; SIGINT or SIGTERM stop the node after
+letting requests in flight finish (up to 10 s).`,
+		Example: `  chimalli run
+  chimalli run --config /etc/chimalli/chimalli.yaml
+  CHIMALLI_LOG__LEVEL=info chimalli run --listen 0.0.0.0:1965`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := ops.Load(ops.LoadOptions{File: configFile, Flags: cmd.Flags()})
+			if err != nil {
+				return err
+			}
+			return runNode(cmd.Context(), cfg, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (.yaml, .yml or .toml)")
+	ops.BindFlags(cmd.Flags())
+	return cmd
+}
+
+// node is a running node's components, for shutdown.
+type node struct {
+	srv     *gateway.Server
+	admin   *ops.Admin
+	closers []io.Closer
+}
+
+func runNode(ctx context.Context, cfg *ops.Config, out io.Writer) error {
+	logger, err := ops.NewLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
+	if err != nil {
+		return err
+	}
+	n, err := startNode(ctx, cfg, logger, out)
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			if err := n.srv.ReloadCertificates(); err != nil {
+				logger.Error("reload certificates", "err", err)
+			}
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			defer cancel()
+			return n.close(sctx)
+		}
+	}
+}
+
+// startNode builds every component from cfg and starts serving.
+func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io.Writer) (_ *node, err error) {
+	n := &node{}
+	defer func() {
+		if err != nil {
+			n.close(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	hasher, err := events.NewRandomIPHasher()
+	if err != nil {
+		return nil, err
+	}
+	limiter, err := ratelimit.New(ratelimit.Config{
+		Capacity:     cfg.RateLimit.Capacity,
+		RefillPerSec: cfg.RateLimit.RefillPerSec,
+		HardFactor:   cfg.RateLimit.HardFactor,
+		IPv4Prefix:   cfg.RateLimit.IPv4Prefix,
+		IPv6Prefix:   cfg.RateLimit.IPv6Prefix,
+		MaxKeys:      cfg.RateLimit.MaxKeys,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rate_limit: %w", err)
+	}
+	allow, err := cfg.Access.AllowPrefixes()
+	if err != nil {
+		return nil, err
+	}
+	deny, err := cfg.Access.DenyPrefixes()
+	if err != nil {
+		return nil, err
+	}
+	claims, err := tofu.OpenFileStore(cfg.PinsFile())
+	if err != nil {
+		return nil, fmt.Errorf("pins: %w", err)
+	}
+	upstreamPins, err := tofu.OpenFileStore(cfg.KnownHostsFile())
+	if err != nil {
+		return nil, fmt.Errorf("upstream known hosts: %w", err)
+	}
+	hosts, err := buildHosts(cfg, upstreamPins, n)
+	if err != nil {
+		return nil, err
+	}
+	lim := cfg.Gateway.Limits
+	srv, err := gateway.New(gateway.Config{
+		Listen: cfg.Gateway.Listen,
+		Hosts:  hosts,
+		Limits: gateway.Limits{
+			HandshakeTimeout: lim.HandshakeTimeout,
+			RequestTimeout:   lim.RequestTimeout,
+			WriteTimeout:     lim.WriteTimeout,
+			MaxRequestBytes:  lim.MaxRequestBytes,
+			MaxConns:         lim.MaxConns,
+			MaxConnsPerIP:    lim.MaxConnsPerIP,
+			MaxTitanBytes:    int64(lim.MaxTitanBytes),
+		},
+		Layers: gateway.Layers{
+			Access:  gateway.NewAccessList(allow, deny, cfg.Access.DefaultAllow),
+			Limiter: limiter,
+			Pins:    claims,
+		},
+		Hasher: hasher,
+		Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Open(ctx); err != nil {
+		return nil, err
+	}
+	n.srv = srv
+	n.closers = append(n.closers, sweeper(limiter, time.Minute))
+
+	n.admin = ops.NewAdmin(cfg.AdminSocket(), func() error { return nil }, logger)
+	if err := n.admin.Open(ctx); err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	printBanner(out, srv, hosts, cfg)
+	return n, nil
+}
+
+func (n *node) close(ctx context.Context) error {
+	var errs []error
+	if n.admin != nil {
+		errs = append(errs, n.admin.Close(ctx))
+	}
+	if n.srv != nil {
+		errs = append(errs, n.srv.Close(ctx))
+	}
+	for _, c := range n.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// buildHosts turns the configured hosts (or the welcome capsule) into
+// gateway hosts, generating certificates where none is configured.
+func buildHosts(cfg *ops.Config, upstreamPins tofu.Store, n *node) ([]gateway.Host, error) {
+	if cfg.UsesWelcomeCapsule() {
+		hc := ops.HostConfig{Name: ops.WelcomeHostName, Aliases: ops.WelcomeHostAliases()}
+		h, err := hostCerts(cfg, hc)
+		if err != nil {
+			return nil, err
+		}
+		h.Routes = []gateway.Route{{Prefix: "/", Handler: gateway.WelcomeHandler()}}
+		return []gateway.Host{h}, nil
+	}
+	var hosts []gateway.Host
+	for i, hc := range cfg.Gateway.Hosts {
+		h, err := hostCerts(cfg, hc)
+		if err != nil {
+			return nil, err
+		}
+		for j, rc := range hc.Routes {
+			rt, err := buildRoute(cfg, rc, upstreamPins, n)
+			if err != nil {
+				return nil, fmt.Errorf("gateway.hosts[%d].routes[%d]: %w", i, j, err)
+			}
+			h.Routes = append(h.Routes, rt)
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts, nil
+}
+
+func hostCerts(cfg *ops.Config, hc ops.HostConfig) (gateway.Host, error) {
+	h := gateway.Host{Name: hc.Name, Aliases: hc.Aliases}
+	for _, p := range cfg.PublicPorts(hc) {
+		h.PublicPorts = append(h.PublicPorts, int(p))
+	}
+	certFile, keyFile, generate := cfg.CertFiles(hc)
+	if generate {
+		req := tofu.CertRequest{CommonName: hc.Name, DNSNames: []string{hc.Name}, Days: generatedCertDays}
+		for _, a := range hc.Aliases {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				req.IPAddresses = append(req.IPAddresses, net.IP(ip.AsSlice()))
+			} else {
+				req.DNSNames = append(req.DNSNames, a)
+			}
+		}
+		var err error
+		_, certFile, keyFile, _, err = tofu.LoadOrCreateKeyPair(cfg.CertDir(), hostFileName(hc.Name), req)
+		if err != nil {
+			return h, fmt.Errorf("host %s: certificate: %w", hc.Name, err)
+		}
+	}
+	h.CertFile, h.KeyFile = certFile, keyFile
+	return h, nil
+}
+
+// hostFileName is the base name of a generated certificate for host.
+func hostFileName(host string) string {
+	n, err := gateway.NormalizeHost(host)
+	if err != nil {
+		return host
+	}
+	return n
+}
+
+func buildRoute(cfg *ops.Config, rc ops.RouteConfig, upstreamPins tofu.Store, n *node) (gateway.Route, error) {
+	fps, err := rc.Fingerprints()
+	if err != nil {
+		return gateway.Route{}, err
+	}
+	rt := gateway.Route{
+		Prefix:              rc.Prefix,
+		RequireCert:         rc.RequireCert,
+		AllowedFingerprints: fps,
+		TOFUClaim:           rc.TOFU == ops.TOFUClaim,
+		Uploads:             rc.Uploads,
+		MaxUploadBytes:      int64(cfg.UploadLimit(rc)),
+	}
+	switch {
+	case rc.Docroot != "":
+		h, closer, err := gateway.NewDocroot(rc.Docroot)
+		if err != nil {
+			return rt, err
+		}
+		n.closers = append(n.closers, closer)
+		rt.Handler = h
+	case rc.Upstream != "":
+		pc := gateway.ProxyConfig{
+			Upstream:       rc.Upstream,
+			SNI:            rc.UpstreamSNI,
+			ProxyProtocol:  rc.ProxyProtocol,
+			ConnectTimeout: rc.ConnectTimeout,
+			ReadTimeout:    rc.Timeout,
+			Pins:           upstreamPins,
+		}
+		if rc.StripPrefix {
+			pc.StripPrefix = rc.Prefix
+		}
+		h, err := gateway.NewProxy(pc)
+		if err != nil {
+			return rt, err
+		}
+		rt.Handler = h
+	default:
+		return rt, errors.New("route has neither docroot nor upstream")
+	}
+	return rt, nil
+}
+
+// sweeper drops idle rate-limit buckets periodically.
+func sweeper(l *ratelimit.Limiter, every time.Duration) io.Closer {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				l.Sweep()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return closerFunc(func() error { close(done); return nil })
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// printBanner tells the operator where the node listens and which
+// certificates it presents: the fingerprints clients will pin.
+func printBanner(w io.Writer, srv *gateway.Server, hosts []gateway.Host, cfg *ops.Config) {
+	fmt.Fprintf(w, "chimalli: serving gemini on %s\n", srv.Addr())
+	for _, h := range hosts {
+		fp := "?"
+		if pair, err := tls.LoadX509KeyPair(h.CertFile, h.KeyFile); err == nil {
+			fp = tofu.CertFingerprint(pair.Certificate[0]).String()
+		}
+		fmt.Fprintf(w, "  host %s  certificate %s\n    %s\n", h.Name, h.CertFile, fp)
+	}
+	if cfg.UsesWelcomeCapsule() {
+		fmt.Fprintf(w, "try: chimalli get gemini://localhost/\n")
+	}
+	fmt.Fprintf(w, "admin socket: %s\n", cfg.AdminSocket())
+}

@@ -1,0 +1,230 @@
+package gateway
+
+import (
+	"bytes"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// Client-safe messages for path errors. They never quote the path.
+const (
+	msgPathNotAbsolute  = "path must start with /"
+	msgPathBadEscape    = "malformed percent-encoding in path"
+	msgPathBadChar      = "forbidden character in path"
+	msgPathBadUTF8      = "invalid UTF-8 in path"
+	msgPathAboveRoot    = "path escapes the root"
+	msgPathDoubleEscape = "double percent-encoding in path"
+	msgPathAmbiguous    = "ambiguous path segment"
+)
+
+// CanonicalPath returns the canonical form of raw, the path component of a
+// request URL as received (it must start with "/"). Rules are matched on,
+// and upstreams receive, this form only.
+//
+// The path is split on '/' and each segment is percent-decoded exactly once.
+// A malformed escape, a raw backslash, space or control byte, a decoded '/',
+// '\\', NUL or control byte, or a decoded segment that is not valid UTF-8
+// (overlong forms, surrogates, stray continuation bytes) is an error. Empty
+// segments collapse; "." and ".." (also when encoded, as in "%2e%2E") are
+// removed as in RFC 3986 §5.2.4, and ".." above the root is an error rather
+// than being clamped. Each segment is then re-encoded: unreserved
+// characters, sub-delims, ':' and '@' stay literal, every other byte
+// (including all non-ASCII bytes) becomes %XX with upper-case hex. A trailing
+// slash is kept.
+//
+// Beyond those rules, CanonicalPath refuses spellings that a backend could
+// resolve to a different path than the gateway did:
+//   - a decoded segment that still holds a percent escape ("%252e" decodes
+//     to "%2e"): double encoding;
+//   - a segment whose part before the first ';' is empty or made only of
+//     dots and spaces but is not exactly "." or ".." (";", "..;", "...",
+//     ". "): servlet containers strip ";params" and Windows trims trailing
+//     dots and spaces, turning these into dot-segments or "//";
+//   - a non-ASCII segment whose NFKC form breaks any rule above (fullwidth
+//     solidus "／", "‥" two dot leader, fullwidth percent "％").
+//
+// The result is idempotent (CanonicalPath of a canonical path returns it
+// unchanged) and, when raw is already canonical, CanonicalPath returns raw
+// itself without allocating. Errors are *Error with ReasonBadRequest.
+func CanonicalPath(raw string) (string, error) {
+	if raw == "" || raw[0] != '/' {
+		return "", newError(ReasonBadRequest, msgPathNotAbsolute)
+	}
+	// Stack buffers keep the already-canonical case allocation-free for
+	// request-sized paths; longer ones grow on the heap.
+	var outBuf [MaxRequestLine]byte
+	var segBuf [MaxRequestLine]byte
+	out := append(outBuf[:0], '/')
+	seg := segBuf[:0]
+	lastRegular := false // the last segment was a name (no trailing slash)
+	rest := raw[1:]
+	for {
+		var part string
+		last := false
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			part, rest = rest[:i], rest[i+1:]
+		} else {
+			part, rest, last = rest, "", true
+		}
+		var err error
+		seg, err = decodeSegment(seg[:0], part)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case len(seg) == 0:
+			// "//" collapses; a trailing "/" stays (out ends in '/').
+			lastRegular = false
+		case len(seg) == 1 && seg[0] == '.':
+			lastRegular = false
+		case len(seg) == 2 && seg[0] == '.' && seg[1] == '.':
+			if len(out) == 1 {
+				return "", newError(ReasonBadRequest, msgPathAboveRoot)
+			}
+			out = out[:bytes.LastIndexByte(out[:len(out)-1], '/')+1]
+			lastRegular = false
+		default:
+			if msg := checkSegment(seg); msg != "" {
+				return "", newError(ReasonBadRequest, msg)
+			}
+			out = appendEncodedSegment(out, seg)
+			out = append(out, '/')
+			lastRegular = true
+		}
+		if last {
+			break
+		}
+	}
+	if lastRegular {
+		out = out[:len(out)-1]
+	}
+	if string(out) == raw {
+		return raw, nil
+	}
+	return string(out), nil
+}
+
+// decodeSegment appends the percent-decoded bytes of the raw segment part to
+// dst. It refuses malformed escapes, raw backslashes, spaces and controls,
+// decoded '/', '\\' and controls, and invalid UTF-8.
+func decodeSegment(dst []byte, part string) ([]byte, error) {
+	nonASCII := false
+	for i := 0; i < len(part); i++ {
+		c := part[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(part) || !isPctHex(part[i+1]) || !isPctHex(part[i+2]) {
+				return dst, newError(ReasonBadRequest, msgPathBadEscape)
+			}
+			c = pctHexVal(part[i+1])<<4 | pctHexVal(part[i+2])
+			i += 2
+			if c == '/' || c == '\\' || isCtlByte(c) {
+				return dst, newError(ReasonBadRequest, msgPathBadChar)
+			}
+		case c == '\\' || c == ' ' || isCtlByte(c):
+			return dst, newError(ReasonBadRequest, msgPathBadChar)
+		}
+		if c >= utf8.RuneSelf {
+			nonASCII = true
+		}
+		dst = append(dst, c)
+	}
+	if nonASCII && !utf8.Valid(dst) {
+		return dst, newError(ReasonBadRequest, msgPathBadUTF8)
+	}
+	return dst, nil
+}
+
+// checkSegment applies the look-alike rules to a decoded, non-dot segment
+// and returns a client-safe message when it must be refused.
+func checkSegment(seg []byte) string {
+	if msg := checkDecoded(seg); msg != "" {
+		return msg
+	}
+	if !bytesASCII(seg) {
+		// string(seg) copies, so seg (a stack buffer) does not escape.
+		v := norm.NFKC.String(string(seg))
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c == '/' || c == '\\' || isCtlByte(c) {
+				return msgPathBadChar
+			}
+		}
+		return checkDecoded(v)
+	}
+	return ""
+}
+
+// checkDecoded refuses double encoding and dot-like segments in a decoded
+// segment (or its NFKC form).
+func checkDecoded[T string | []byte](seg T) string {
+	stemEnd := len(seg)
+	for i := 0; i < len(seg); i++ {
+		if seg[i] == '%' && i+2 < len(seg) && isPctHex(seg[i+1]) && isPctHex(seg[i+2]) {
+			return msgPathDoubleEscape
+		}
+		if seg[i] == ';' && stemEnd == len(seg) {
+			stemEnd = i
+		}
+	}
+	for i := 0; i < stemEnd; i++ {
+		if c := seg[i]; c != '.' && c != ' ' {
+			return ""
+		}
+	}
+	return msgPathAmbiguous
+}
+
+// appendEncodedSegment appends the canonical encoding of the decoded segment
+// seg to dst.
+func appendEncodedSegment(dst, seg []byte) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for _, c := range seg {
+		if isPathLiteral(c) {
+			dst = append(dst, c)
+			continue
+		}
+		dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return dst
+}
+
+// isPathLiteral reports whether c stays literal in a canonical path:
+// unreserved characters, sub-delims, ':' and '@' (RFC 3986 pchar).
+func isPathLiteral(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@':
+		return true
+	}
+	return false
+}
+
+func isCtlByte(c byte) bool { return c < 0x20 || c == 0x7f }
+
+func isPctHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func pctHexVal(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+func bytesASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,156 @@
+package gateway
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/chimalli/chimalli/ratelimit"
+	"github.com/chimalli/chimalli/tofu"
+)
+
+// Limiter is the per-client token bucket consulted once per connection at
+// accept. *ratelimit.Limiter implements it. Allow must be safe for
+// concurrent use and must not block.
+type Limiter interface {
+	Allow(addr netip.Addr) ratelimit.Result
+}
+
+// BanView reports whether a client is banned. It reads a local, immutable
+// view (the Raft FSM publishes one); it must be safe for concurrent use and
+// must not block or allocate.
+type BanView interface {
+	Banned(addr netip.Addr, now time.Time) bool
+}
+
+// ClientHasher turns a client address into a keyed hash that is safe to
+// log and publish. Raw client addresses never leave the node.
+type ClientHasher interface {
+	HashAddr(addr netip.Addr) string
+}
+
+// Layers is the ordered chain of local security layers. Admit runs at
+// accept, before any TLS handshake; Decide runs once the request is parsed.
+// Every collaborator is optional: a nil one admits everything. A Layers is
+// safe for concurrent use once built.
+type Layers struct {
+	Access  *AccessList
+	Bans    BanView
+	Limiter Limiter
+	Pins    tofu.Store // client TOFU claims; required when a route uses TOFUClaim
+	Now     func() time.Time
+}
+
+// Admission is the outcome of the accept-time layers. A soft rate-limit
+// verdict admits the connection (a handshake is needed to answer 44) and is
+// carried to Decide.
+type Admission struct {
+	Reason Reason           // ReasonNone, ReasonAccessDenied, ReasonBanned or ReasonRateLimitedHard
+	Limit  ratelimit.Result // the limiter's verdict for this connection
+}
+
+// Decision is the outcome of the request-time layers.
+type Decision struct {
+	Reason     Reason
+	RetryAfter int    // whole seconds, for ReasonRateLimited
+	Msg        string // client-safe detail; "" → the reason's default
+	Route      *Route // the matched route, when the request got that far
+}
+
+// Admit runs layer (a): static deny/allow lists, bans, then the hard rate
+// limit. It is cheap enough to run on the accept loop.
+func (l *Layers) Admit(addr netip.Addr, now time.Time) Admission {
+	addr = addr.Unmap()
+	if r := l.Access.Check(addr); r != ReasonNone {
+		return Admission{Reason: r}
+	}
+	if l.Bans != nil && l.Bans.Banned(addr, now) {
+		return Admission{Reason: ReasonBanned}
+	}
+	if l.Limiter == nil {
+		return Admission{}
+	}
+	res := l.Limiter.Allow(addr)
+	if res.Verdict == ratelimit.Hard {
+		return Admission{Reason: ReasonRateLimitedHard, Limit: res}
+	}
+	return Admission{Limit: res}
+}
+
+// Decide runs layers (b) and (c) on a parsed request that arrived on a
+// connection admitted with adm: the host and port check, the soft rate
+// limit, route selection, Titan admission, and the route's certificate
+// rules (required, allowed fingerprints, TOFU claim).
+func (l *Layers) Decide(ctx context.Context, v *vhost, r *Request, adm Admission) Decision {
+	if !v.accepts(r) {
+		return Decision{Reason: ReasonProxyRefused}
+	}
+	if adm.Limit.Verdict == ratelimit.Soft {
+		return Decision{Reason: ReasonRateLimited, RetryAfter: adm.Limit.RetryAfterSeconds()}
+	}
+	rt := v.route(r.Path)
+	if rt == nil {
+		return Decision{Reason: ReasonNotFound}
+	}
+	d := Decision{Route: &rt.Route}
+	if r.Scheme == SchemeTitan {
+		if !rt.Uploads {
+			d.Reason = ReasonUploadsRefused
+			return d
+		}
+		if r.Titan.Size > rt.MaxUploadBytes {
+			d.Reason, d.Msg = ReasonTooLarge, rt.tooLargeMsg
+			return d
+		}
+	}
+	if !rt.needsCert() {
+		return d
+	}
+	if r.ClientCert == nil {
+		d.Reason = ReasonCertRequired
+		return d
+	}
+	now := l.now()
+	if now.Before(r.ClientCert.NotBefore) || now.After(r.ClientCert.NotAfter) {
+		d.Reason = ReasonCertInvalid
+		return d
+	}
+	if len(rt.AllowedFingerprints) > 0 && !matchesAny(r.ClientID, rt.AllowedFingerprints) {
+		d.Reason = ReasonCertNotAuthorized
+		return d
+	}
+	if rt.TOFUClaim {
+		d.Reason = l.claim(ctx, rt, r, now)
+	}
+	return d
+}
+
+func (l *Layers) claim(ctx context.Context, rt *compiledRoute, r *Request, now time.Time) Reason {
+	if l.Pins == nil {
+		return ReasonUnavailable
+	}
+	out, _, err := tofu.Check(ctx, l.Pins, rt.claimKey, r.ClientID, now, r.ClientCert.NotAfter)
+	switch {
+	case err != nil:
+		return ReasonUnavailable
+	case out == tofu.Mismatch:
+		return ReasonCertNotAuthorized
+	}
+	return ReasonNone
+}
+
+func (l *Layers) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+func matchesAny(id tofu.Identity, fps []tofu.Fingerprint) bool {
+	for _, f := range fps {
+		if id.Matches(f) {
+			return true
+		}
+	}
+	return false
+}

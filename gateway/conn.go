@@ -1,0 +1,315 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/chimalli/chimalli/ratelimit"
+	"github.com/chimalli/chimalli/tofu"
+)
+
+// drainTimeout bounds how long a finished connection waits for the client's
+// close_notify, so that unread client bytes do not turn our close into a
+// reset that could destroy the response in flight.
+const drainTimeout = time.Second
+
+var (
+	lineBufPool = sync.Pool{New: func() any { b := make([]byte, MaxRequestLine+2); return &b }}
+	writerPool  = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8<<10) }}
+	drainPool   = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
+)
+
+var (
+	errLineTooLong   = errors.New("request line too long")
+	errHeaderWritten = errors.New("gemini: header already written")
+	errNoBody        = errors.New("gemini: body not allowed for this status")
+	errBadHeader     = errors.New("gemini: invalid status or meta")
+)
+
+func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, adm Admission) {
+	defer s.wg.Done()
+	defer s.conns.release(key, c)
+	defer c.Close()
+
+	tc := tls.Server(c, s.tlsCfg)
+	c.SetDeadline(s.now().Add(s.lim.HandshakeTimeout))
+	if err := tc.HandshakeContext(s.ctx); err != nil {
+		s.stats.hsFailed.Add(1)
+		s.log.Debug("handshake", "err", err)
+		return
+	}
+	s.stats.handshakes.Add(1)
+	cs := tc.ConnectionState()
+
+	bufp := lineBufPool.Get().(*[]byte)
+	defer lineBufPool.Put(bufp)
+	c.SetDeadline(s.now().Add(s.lim.RequestTimeout))
+	line, rest, err := readRequestLine(tc, *bufp, s.lim.MaxRequestBytes)
+	if err != nil {
+		if errors.Is(err, errLineTooLong) {
+			s.finish(c, tc, StatusBadRequest, "request line too long", addr, nil, ReasonBadRequest)
+			return
+		}
+		// A client that never completes its line (no CRLF, slowloris, or
+		// gone): nothing to answer.
+		s.stats.timeouts.Add(1)
+		return
+	}
+	c.SetDeadline(time.Time{})
+
+	r := &Request{RemoteAddr: addr}
+	if err := ParseRequest(line, r); err != nil {
+		reason, msg := ReasonBadRequest, ""
+		var ge *Error
+		if errors.As(err, &ge) {
+			reason, msg = ge.Reason, ge.Msg
+		}
+		s.finish(c, tc, Status(reason), metaFor(reason, msg), addr, r, reason)
+		return
+	}
+	r.SNI = normalizedSNI(cs.ServerName)
+	if len(cs.PeerCertificates) > 0 {
+		r.ClientCert = cs.PeerCertificates[0]
+		r.ClientID = tofu.IdentityOf(r.ClientCert)
+	}
+
+	v := s.hostFor(r.SNI)
+	d := s.layers.Decide(s.ctx, v, r, adm)
+	r.Route = d.Route
+	if d.Reason != ReasonNone {
+		meta := metaFor(d.Reason, d.Msg)
+		if d.Reason == ReasonRateLimited {
+			meta = strconv.Itoa(d.RetryAfter)
+		}
+		s.finish(c, tc, Status(d.Reason), meta, addr, r, d.Reason)
+		return
+	}
+	if r.Scheme == SchemeTitan {
+		r.Body = io.LimitReader(io.MultiReader(bytes.NewReader(rest), &deadlineReader{c: tc, timeout: s.lim.RequestTimeout, now: s.now}), r.Titan.Size)
+	}
+
+	w := newResponseWriter(tc, s.lim.WriteTimeout, s.now)
+	defer w.release()
+	herr := d.Route.Handler.ServeGemini(s.ctx, w, r)
+	reason := ReasonNone
+	if herr != nil {
+		reason = ReasonInternal
+		var ge *Error
+		if errors.As(herr, &ge) {
+			reason = ge.Reason
+		}
+		if !w.HeaderWritten() {
+			if reason == ReasonInternal {
+				s.log.Error("handler", "host", r.Host, "path", r.Path, "client", s.hash(addr), "err", herr)
+			}
+			msg := ""
+			if ge != nil {
+				msg = ge.Msg
+			}
+			w.WriteHeader(Status(reason), metaFor(reason, msg))
+		} else {
+			s.log.Warn("response cut short", "host", r.Host, "path", r.Path, "err", herr)
+		}
+	}
+	if !w.HeaderWritten() {
+		// A handler that wrote nothing is a bug; the client still gets an answer.
+		w.WriteHeader(StatusTemporaryFailure, "no response")
+	}
+	w.flush()
+	s.logRequest(addr, r, w.status, reason)
+	s.stats.statuses[w.status].Add(1)
+	s.close(c, tc)
+}
+
+// finish writes a header-only response and closes the connection.
+func (s *Server) finish(c net.Conn, tc *tls.Conn, status int, meta string, addr netip.AddrPort, r *Request, reason Reason) {
+	c.SetWriteDeadline(s.now().Add(s.lim.WriteTimeout))
+	var b [MaxRequestLine + 8]byte
+	tc.Write(appendStatusLine(b[:0], status, meta))
+	s.stats.statuses[status].Add(1)
+	s.logRequest(addr, r, status, reason)
+	s.close(c, tc)
+}
+
+// close sends close_notify and FIN, waits briefly for the client to finish,
+// then lets the deferred Close release the socket.
+func (s *Server) close(c net.Conn, tc *tls.Conn) {
+	tc.CloseWrite()
+	if tcp, ok := c.(*net.TCPConn); ok {
+		tcp.CloseWrite()
+	}
+	c.SetReadDeadline(s.now().Add(drainTimeout))
+	bp := drainPool.Get().(*[]byte)
+	for i := 0; i < 16; i++ {
+		if _, err := tc.Read(*bp); err != nil {
+			break
+		}
+	}
+	drainPool.Put(bp)
+}
+
+func (s *Server) hash(addr netip.AddrPort) string {
+	if s.cfg.Hasher == nil {
+		return ""
+	}
+	return s.cfg.Hasher.HashAddr(addr.Addr())
+}
+
+func (s *Server) logRequest(addr netip.AddrPort, r *Request, status int, reason Reason) {
+	ctx := context.Background()
+	if !s.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("client", s.hash(addr)), slog.Int("status", status), slog.String("reason", reason.String())}
+	if r != nil && r.Scheme != 0 {
+		attrs = append(attrs, slog.String("scheme", r.Scheme.String()), slog.String("host", r.Host), slog.String("path", r.Path))
+		if r.ClientCert != nil {
+			attrs = append(attrs, slog.String("cert", r.ClientID.CertFingerprint().String()))
+		}
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}
+
+func metaFor(r Reason, msg string) string {
+	if msg != "" {
+		return msg
+	}
+	return defaultMeta(r)
+}
+
+func normalizedSNI(sni string) string {
+	if sni == "" {
+		return ""
+	}
+	n, err := NormalizeHost(sni)
+	if err != nil {
+		// Keep a value that matches no host, so the request gets 53.
+		return "invalid."
+	}
+	return n
+}
+
+// readRequestLine reads a request line terminated by CRLF into buf. It
+// returns the line without CRLF and any bytes that followed it (the start
+// of a Titan body). A line longer than max fails with errLineTooLong as
+// soon as that is certain; a line without CRLF waits for the deadline.
+func readRequestLine(r io.Reader, buf []byte, limit int) (line, rest []byte, err error) {
+	n := 0
+	for {
+		m, rerr := r.Read(buf[n:])
+		start := max(n-1, 0)
+		n += m
+		if i := bytes.Index(buf[start:n], []byte("\r\n")); i >= 0 {
+			end := start + i
+			if end > limit {
+				return nil, nil, errLineTooLong
+			}
+			return buf[:end], buf[end+2 : n], nil
+		}
+		if n > limit+1 || (n == limit+1 && buf[limit] != '\r') || n == len(buf) {
+			return nil, nil, errLineTooLong
+		}
+		if rerr != nil {
+			return nil, nil, rerr
+		}
+	}
+}
+
+// deadlineReader renews the read deadline before every read, so a Titan
+// upload may take long in total but may not stall.
+type deadlineReader struct {
+	c       *tls.Conn
+	timeout time.Duration
+	now     func() time.Time
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	d.c.SetReadDeadline(d.now().Add(d.timeout))
+	return d.c.Read(p)
+}
+
+// responseWriter buffers a response and writes it with a deadline renewed
+// on every flush to the connection.
+type responseWriter struct {
+	tc      *tls.Conn
+	bw      *bufio.Writer
+	timeout time.Duration
+	now     func() time.Time
+	status  int
+	wrote   bool
+	err     error
+}
+
+func newResponseWriter(tc *tls.Conn, timeout time.Duration, now func() time.Time) *responseWriter {
+	w := &responseWriter{tc: tc, timeout: timeout, now: now}
+	w.bw = writerPool.Get().(*bufio.Writer)
+	w.bw.Reset(connWriter{w})
+	return w
+}
+
+// connWriter is the bufio.Writer's sink: it renews the write deadline.
+type connWriter struct{ w *responseWriter }
+
+func (cw connWriter) Write(p []byte) (int, error) {
+	cw.w.tc.SetWriteDeadline(cw.w.now().Add(cw.w.timeout))
+	return cw.w.tc.Write(p)
+}
+
+func (w *responseWriter) WriteHeader(status int, meta string) error {
+	if w.wrote {
+		return errHeaderWritten
+	}
+	if status < 10 || status > 69 || len(meta) > MaxRequestLine || !validMeta(meta) {
+		return errBadHeader
+	}
+	w.wrote, w.status = true, status
+	var b [MaxRequestLine + 8]byte
+	_, err := w.bw.Write(appendStatusLine(b[:0], status, meta))
+	return err
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if !w.wrote || w.status/10 != 2 {
+		return 0, errNoBody
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.bw.Write(p)
+	w.err = err
+	return n, err
+}
+
+func (w *responseWriter) HeaderWritten() bool { return w.wrote }
+
+func (w *responseWriter) flush() {
+	if w.err == nil {
+		w.err = w.bw.Flush()
+	}
+}
+
+func (w *responseWriter) release() {
+	w.bw.Reset(nil)
+	writerPool.Put(w.bw)
+	w.bw = nil
+}
+
+func validMeta(m string) bool {
+	for i := 0; i < len(m); i++ {
+		if m[i] < 0x20 || m[i] == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(m)
+}

@@ -1,0 +1,359 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/chimalli/chimalli/ratelimit"
+)
+
+// Limits bound what one client or all clients together can make the node
+// hold or read.
+type Limits struct {
+	HandshakeTimeout time.Duration // TLS handshake, from accept
+	RequestTimeout   time.Duration // reading the request line (slowloris), and each read of a Titan body
+	WriteTimeout     time.Duration // each write to a client that stops reading
+	MaxRequestBytes  int           // request line without CRLF; at most MaxRequestLine
+	MaxConns         int           // connections held at once, all clients
+	MaxConnsPerIP    int           // connections held at once per client key (IPv4 /32, IPv6 /64)
+	MaxTitanBytes    int64         // default upload cap for routes that set none
+}
+
+// DefaultLimits returns the limits of DESIGN.md §6.
+func DefaultLimits() Limits {
+	return Limits{
+		HandshakeTimeout: 5 * time.Second,
+		RequestTimeout:   5 * time.Second,
+		WriteTimeout:     30 * time.Second,
+		MaxRequestBytes:  MaxRequestLine,
+		MaxConns:         10000,
+		MaxConnsPerIP:    32,
+		MaxTitanBytes:    10 << 20,
+	}
+}
+
+// Config is everything a Server needs. cmd/node builds it from the
+// operator's configuration.
+type Config struct {
+	// Listen is the TCP address to listen on, e.g. "127.0.0.1:1965".
+	Listen string
+	// Hosts are the virtual hosts; the first is the default. At least one.
+	Hosts  []Host
+	Limits Limits
+	// Layers are the security layers; see Layers.
+	Layers Layers
+	// Hasher hashes client addresses for logs. Nil disables client fields in logs.
+	Hasher ClientHasher
+	// Logger receives request logs at info and problems at warn/error. Nil discards.
+	Logger *slog.Logger
+	// CertReloadInterval is how often certificate files are checked for
+	// changes. Zero means 5 s; negative disables polling (ReloadCertificates
+	// still works, e.g. on SIGHUP).
+	CertReloadInterval time.Duration
+}
+
+// Server is one Gemini listener with its virtual hosts and layers.
+// Lifecycle: New, then Open, then Close.
+type Server struct {
+	cfg    Config
+	lim    Limits
+	layers *Layers
+	hosts  []*vhost
+	byName map[string]*vhost
+	tlsCfg *tls.Config
+	log    *slog.Logger
+	now    func() time.Time
+
+	ln     net.Listener
+	port   int
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // accept loop, cert poller and connections
+
+	conns connTable
+	stats counters
+}
+
+// ErrServerClosed is returned by Open after Close, and by Close when called twice.
+var ErrServerClosed = errors.New("server closed")
+
+// New validates cfg and returns an unstarted Server.
+func New(cfg Config) (*Server, error) {
+	if len(cfg.Hosts) == 0 {
+		return nil, errors.New("gateway: no hosts")
+	}
+	lim := cfg.Limits
+	if lim == (Limits{}) {
+		lim = DefaultLimits()
+	}
+	if err := lim.validate(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s := &Server{cfg: cfg, lim: lim, layers: &cfg.Layers, byName: map[string]*vhost{}, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.now = cfg.Layers.Now
+	if s.now == nil {
+		s.now = time.Now
+	}
+	for _, h := range cfg.Hosts {
+		v, err := compileHost(h, lim.MaxTitanBytes)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		for _, n := range v.names {
+			if _, dup := s.byName[n]; dup {
+				return nil, fmt.Errorf("gateway: host name %q served twice", n)
+			}
+			s.byName[n] = v
+		}
+		s.hosts = append(s.hosts, v)
+	}
+	s.tlsCfg = s.newTLSConfig()
+	s.conns.init(lim.MaxConns, lim.MaxConnsPerIP)
+	return s, nil
+}
+
+func (l Limits) validate() error {
+	var errs []error
+	if l.HandshakeTimeout <= 0 || l.RequestTimeout <= 0 || l.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("limits: timeouts must be > 0"))
+	}
+	if l.MaxRequestBytes < 1 || l.MaxRequestBytes > MaxRequestLine {
+		errs = append(errs, fmt.Errorf("limits: max request bytes must be 1..%d", MaxRequestLine))
+	}
+	if l.MaxConns < 1 || l.MaxConnsPerIP < 1 {
+		errs = append(errs, errors.New("limits: connection caps must be ≥ 1"))
+	}
+	if l.MaxTitanBytes < 0 {
+		errs = append(errs, errors.New("limits: max titan bytes must be ≥ 0"))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) newTLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Any client certificate is accepted at the handshake, self-signed
+		// included; validity and trust are checked per route by the layers.
+		ClientAuth:     tls.RequestClientCert,
+		GetCertificate: s.getCertificate,
+		// TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 is preferred
+		// by crypto/tls whenever the client offers it.
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
+		},
+	}
+}
+
+func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.hostFor(hello.ServerName).cert.get(), nil
+}
+
+// hostFor returns the virtual host for a TLS server name; the default host
+// for none or an unknown one.
+func (s *Server) hostFor(sni string) *vhost {
+	if sni != "" {
+		if v, ok := s.byName[sni]; ok {
+			return v
+		}
+		if n, err := NormalizeHost(sni); err == nil {
+			if v, ok := s.byName[n]; ok {
+				return v
+			}
+		}
+	}
+	return s.hosts[0]
+}
+
+// Open listens on cfg.Listen and starts serving in the background.
+func (s *Server) Open(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve starts serving on ln in the background; the server owns ln from
+// now on. Open calls it; tests may pass their own listener.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.ctx != nil {
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.ln = ln
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
+		s.port = int(ap.Port())
+	}
+	for _, v := range s.hosts {
+		if len(v.ports) == 0 {
+			v.ports = []int{s.port}
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.acceptLoop()
+	if iv := s.cfg.CertReloadInterval; iv >= 0 {
+		if iv == 0 {
+			iv = 5 * time.Second
+		}
+		s.wg.Add(1)
+		go s.pollCertificates(iv)
+	}
+	return nil
+}
+
+// Addr returns the listening address, or nil before Open.
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Close stops accepting, lets connections in flight finish until ctx is
+// done, then closes the rest. It returns ctx.Err() if it had to force.
+func (s *Server) Close(ctx context.Context) error {
+	if s.ctx == nil {
+		return nil
+	}
+	s.cancel()
+	s.ln.Close()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.conns.closeAll()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// ReloadCertificates re-reads every host's certificate files that changed.
+// A host whose files fail to load keeps its previous certificate; the
+// errors are returned joined.
+func (s *Server) ReloadCertificates() error {
+	var errs []error
+	for _, v := range s.hosts {
+		changed, err := v.cert.reload(false)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("host %s: %w", v.name, err))
+			continue
+		}
+		if changed {
+			s.log.Info("certificate reloaded", "host", v.name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) pollCertificates(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			if err := s.ReloadCertificates(); err != nil {
+				s.log.Error("certificate reload", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
+				// Out of file descriptors and the like: back off, keep serving.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Error("accept", "err", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.ctx.Done():
+					return
+				}
+				continue
+			}
+			s.log.Error("accept loop stopped", "err", err)
+			return
+		}
+		backoff = 0
+		s.admit(c)
+	}
+}
+
+// admit runs the accept-time layers on the accept goroutine: a refused
+// connection costs no goroutine and no handshake.
+func (s *Server) admit(c net.Conn) {
+	s.stats.accepted.Add(1)
+	addr := remoteAddrPort(c)
+	adm := s.layers.Admit(addr.Addr(), s.now())
+	if adm.Reason != ReasonNone {
+		s.refuse(c, adm.Reason)
+		return
+	}
+	key := ratelimit.KeyOf(addr.Addr(), 32, 64)
+	if !s.conns.acquire(key, c) {
+		s.refuse(c, ReasonConnLimit)
+		return
+	}
+	s.wg.Add(1)
+	go s.serveConn(c, addr, key, adm)
+}
+
+func (s *Server) refuse(c net.Conn, r Reason) {
+	s.stats.refused[r].Add(1)
+	if tc, ok := c.(*net.TCPConn); ok {
+		// Reset rather than linger in TIME_WAIT: the peer is unwelcome.
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+func remoteAddrPort(c net.Conn) netip.AddrPort {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// appendStatusLine appends "NN meta\r\n".
+func appendStatusLine(b []byte, status int, meta string) []byte {
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, meta...)
+	return append(b, '\r', '\n')
+}
+
+var _ io.Writer = (*responseWriter)(nil)

@@ -1,0 +1,538 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chimalli/chimalli/ratelimit"
+	"github.com/chimalli/chimalli/tofu"
+)
+
+// testPKI makes key pairs for tests with tofu.GenerateCert.
+func genPair(t testing.TB, cn string, now time.Time, days int) (tls.Certificate, []byte, []byte) {
+	t.Helper()
+	certPEM, keyPEM, err := tofu.GenerateCert(tofu.CertRequest{CommonName: cn, DNSNames: []string{cn}, Days: days, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair, certPEM, keyPEM
+}
+
+func writePair(t testing.TB, dir, name string, certPEM, keyPEM []byte) (string, string) {
+	t.Helper()
+	c, k := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(c, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(k, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c, k
+}
+
+type testServer struct {
+	*Server
+	addr  string
+	dir   string
+	pins  *tofu.MemStore
+	admin tls.Certificate // allowed on /admin/
+}
+
+type serverOpt func(*Config)
+
+// startServer runs a Server on 127.0.0.1:0 with host "localhost" (aliases
+// 127.0.0.1) and these routes:
+//
+//	/admin/   require an allowed fingerprint (ts.admin)
+//	/app/     TOFU claim
+//	/cert/    require any certificate
+//	/upload/  Titan uploads up to 16 bytes, echoing the body size
+//	/         a handler answering "20 text/gemini" with the canonical path
+func startServer(t *testing.T, opts ...serverOpt) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	_, certPEM, keyPEM := genPair(t, "localhost", time.Now(), 30)
+	certFile, keyFile := writePair(t, dir, "localhost", certPEM, keyPEM)
+	admin, _, _ := genPair(t, "admin", time.Now(), 30)
+	adminID := tofu.IdentityOf(mustLeaf(t, admin))
+	pins := tofu.NewMemStore()
+	echo := HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) error {
+		w.WriteHeader(20, "text/gemini")
+		_, err := io.WriteString(w, "path="+r.Path+"\n")
+		return err
+	})
+	upload := HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) error {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			return err
+		}
+		w.WriteHeader(20, "text/plain")
+		_, err = fmt.Fprintf(w, "got %d", n)
+		return err
+	})
+	cfg := Config{
+		Listen: "127.0.0.1:0",
+		Hosts: []Host{{
+			Name: "localhost", Aliases: []string{"127.0.0.1"},
+			CertFile: certFile, KeyFile: keyFile,
+			Routes: []Route{
+				{Prefix: "/admin/", AllowedFingerprints: []tofu.Fingerprint{adminID.CertFingerprint()}, Handler: echo},
+				{Prefix: "/app/", TOFUClaim: true, Handler: echo},
+				{Prefix: "/cert/", RequireCert: true, Handler: echo},
+				{Prefix: "/upload/", Uploads: true, MaxUploadBytes: 16, Handler: upload},
+				{Prefix: "/", Handler: echo},
+			},
+		}},
+		Limits:             DefaultLimits(),
+		Layers:             Layers{Pins: pins},
+		CertReloadInterval: -1,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return &testServer{Server: s, addr: s.Addr().String(), dir: dir, pins: pins, admin: admin}
+}
+
+func mustLeaf(t testing.TB, c tls.Certificate) *x509.Certificate {
+	t.Helper()
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf
+}
+
+// client is a raw Gemini client for tests.
+type client struct {
+	sni     string
+	cert    *tls.Certificate
+	version uint16 // max TLS version; 0 = default
+	local   string // local IP to dial from; "" = 127.0.0.1
+}
+
+type response struct {
+	status int
+	meta   string
+	body   string
+}
+
+func (c client) dial(addr string) (*tls.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if c.local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(c.local)}
+	}
+	cfg := &tls.Config{InsecureSkipVerify: true, ServerName: c.sni, MaxVersion: c.version}
+	if c.version != 0 && c.version < tls.VersionTLS12 {
+		cfg.MinVersion = c.version
+	}
+	if c.cert != nil {
+		cfg.Certificates = []tls.Certificate{*c.cert}
+	}
+	raw, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(raw, cfg)
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+func (c client) do(addr, line string) (response, error) {
+	tc, err := c.dial(addr)
+	if err != nil {
+		return response{}, err
+	}
+	defer tc.Close()
+	if _, err := io.WriteString(tc, line); err != nil {
+		return response{}, err
+	}
+	return readResponse(tc)
+}
+
+func readResponse(r io.Reader) (response, error) {
+	br := bufio.NewReader(r)
+	hdr, err := br.ReadString('\n')
+	if err != nil {
+		return response{}, fmt.Errorf("read header: %w", err)
+	}
+	if !strings.HasSuffix(hdr, "\r\n") || len(hdr) < 4 {
+		return response{}, fmt.Errorf("bad header %q", hdr)
+	}
+	var resp response
+	if _, err := fmt.Sscanf(hdr[:2], "%d", &resp.status); err != nil {
+		return response{}, fmt.Errorf("bad status %q", hdr)
+	}
+	resp.meta = strings.TrimSuffix(hdr[3:], "\r\n")
+	body, err := io.ReadAll(br)
+	resp.body = string(body)
+	return resp, err
+}
+
+func mustDo(t *testing.T, c client, addr, line string) response {
+	t.Helper()
+	resp, err := c.do(addr, line)
+	if err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	return resp
+}
+
+func TestStatuses(t *testing.T) {
+	ts := startServer(t)
+	port := ts.addr[strings.LastIndex(ts.addr, ":")+1:]
+	other, _, _ := genPair(t, "other", time.Now(), 30)
+	expired, _, _ := genPair(t, "old", time.Now().Add(-48*time.Hour), 1)
+	future, _, _ := genPair(t, "new", time.Now().Add(48*time.Hour), 1)
+	anon := client{sni: "localhost"}
+	withCert := func(c tls.Certificate) client { return client{sni: "localhost", cert: &c} }
+
+	tests := []struct {
+		name   string
+		c      client
+		line   string
+		status int
+		meta   string // substring
+		body   string // substring, for 20
+	}{
+		{"served", anon, "gemini://localhost/hello.gmi\r\n", 20, "text/gemini", "path=/hello.gmi"},
+		{"explicit listen port", anon, "gemini://localhost:" + port + "/\r\n", 20, "", "path=/"},
+		{"canonical path reaches handler", anon, "gemini://localhost/a/./b/../%63\r\n", 20, "", "path=/a/c"},
+		{"no SNI, alias host", client{}, "gemini://127.0.0.1/\r\n", 20, "", "path=/"},
+		{"bad request", anon, "gemini://localhost/%zz\r\n", 59, "", ""},
+		{"relative URL", anon, "/hello\r\n", 59, "", ""},
+		{"fragment", anon, "gemini://localhost/#x\r\n", 59, "", ""},
+		{"userinfo", anon, "gemini://u@localhost/\r\n", 59, "", ""},
+		{"other scheme", anon, "https://localhost/\r\n", 53, "", ""},
+		{"other host", anon, "gemini://example.org/\r\n", 53, "", ""},
+		{"host differs from SNI", client{sni: "localhost"}, "gemini://127.0.0.1/\r\n", 53, "", ""},
+		{"unknown SNI", client{sni: "example.org"}, "gemini://example.org/\r\n", 53, "", ""},
+		{"other port", anon, "gemini://localhost:1/\r\n", 53, "", ""},
+		{"cert required", anon, "gemini://localhost/cert/x\r\n", 60, "", ""},
+		{"cert given", withCert(other), "gemini://localhost/cert/x\r\n", 20, "", "path=/cert/x"},
+		{"admin without cert", anon, "gemini://localhost/admin/\r\n", 60, "", ""},
+		{"admin wrong cert", withCert(other), "gemini://localhost/admin/\r\n", 61, "", ""},
+		{"admin right cert", withCert(ts.admin), "gemini://localhost/admin/\r\n", 20, "", "path=/admin/"},
+		{"admin encoded bypass", withCert(other), "gemini://localhost/%61dmin/x\r\n", 61, "", ""},
+		{"admin case bypass", anon, "gemini://localhost/ADMIN/x\r\n", 60, "", ""},
+		{"expired cert", withCert(expired), "gemini://localhost/cert/\r\n", 62, "", ""},
+		{"not yet valid cert", withCert(future), "gemini://localhost/cert/\r\n", 62, "", ""},
+		{"titan on route without uploads", anon, "titan://localhost/x;size=1\r\na", 50, "", ""},
+		{"titan too large", anon, "titan://localhost/upload/f;size=17\r\n", 59, "limit", ""},
+		{"titan upload", anon, "titan://localhost/upload/f;size=5;mime=text/plain;token=s3cret\r\nhello", 20, "", "got 5"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := mustDo(t, tc.c, ts.addr, tc.line)
+			if resp.status != tc.status {
+				t.Fatalf("status %d %q, want %d", resp.status, resp.meta, tc.status)
+			}
+			if !strings.Contains(resp.meta, tc.meta) {
+				t.Errorf("meta %q, want it to contain %q", resp.meta, tc.meta)
+			}
+			if !strings.Contains(resp.body, tc.body) {
+				t.Errorf("body %q, want it to contain %q", resp.body, tc.body)
+			}
+		})
+	}
+}
+
+func TestRequestLineLength(t *testing.T) {
+	ts := startServer(t)
+	base := "gemini://localhost/"
+	fill := func(n int) string { return base + strings.Repeat("a", n-len(base)) }
+	c := client{sni: "localhost"}
+	if r := mustDo(t, c, ts.addr, fill(1024)+"\r\n"); r.status != 20 {
+		t.Fatalf("1024 bytes: status %d %q, want 20", r.status, r.meta)
+	}
+	if r := mustDo(t, c, ts.addr, fill(1025)+"\r\n"); r.status != 59 {
+		t.Fatalf("1025 bytes: status %d, want 59", r.status)
+	}
+	// A long line without CRLF is refused as soon as it passes the limit.
+	if r := mustDo(t, c, ts.addr, fill(2000)); r.status != 59 {
+		t.Fatalf("2000 bytes without CRLF: status %d, want 59", r.status)
+	}
+}
+
+func TestMissingCRWaitsForTimeout(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.Limits.RequestTimeout = 300 * time.Millisecond })
+	tc, err := client{sni: "localhost"}.dial(ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	io.WriteString(tc, "gemini://localhost/\n")
+	// The server must not answer a bare-LF line; it closes at the deadline.
+	b, err := io.ReadAll(tc)
+	if len(b) != 0 {
+		t.Fatalf("server answered a line without CR: %q", b)
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !isConnReset(err) {
+		t.Fatalf("read: %v", err)
+	}
+	if got := ts.Stats().RequestTimeouts; got != 1 {
+		t.Fatalf("request timeouts = %d, want 1", got)
+	}
+}
+
+func isConnReset(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "broken pipe"))
+}
+
+func TestTLS11Refused(t *testing.T) {
+	ts := startServer(t)
+	_, err := client{sni: "localhost", version: tls.VersionTLS11}.dial(ts.addr)
+	if err == nil {
+		t.Fatal("TLS 1.1 handshake succeeded")
+	}
+	tc, err := client{sni: "localhost", version: tls.VersionTLS12}.dial(ts.addr)
+	if err != nil {
+		t.Fatalf("TLS 1.2: %v", err)
+	}
+	tc.Close()
+	tc, err = client{sni: "localhost"}.dial(ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := tc.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Errorf("negotiated %x, want TLS 1.3", v)
+	}
+	tc.Close()
+}
+
+func TestDeniedIPClosedWithoutHandshake(t *testing.T) {
+	deny := []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+	ts := startServer(t, func(c *Config) { c.Layers.Access = NewAccessList(nil, deny, true) })
+	_, err := client{sni: "localhost", local: "127.0.0.2"}.dial(ts.addr)
+	if err == nil {
+		t.Fatal("denied address completed a handshake")
+	}
+	if r := mustDo(t, client{sni: "localhost"}, ts.addr, "gemini://localhost/\r\n"); r.status != 20 {
+		t.Fatalf("allowed client got %d", r.status)
+	}
+	st := ts.Stats()
+	if st.RefusedAtAccept["access_denied"] != 1 {
+		t.Fatalf("refused = %v, want access_denied:1", st.RefusedAtAccept)
+	}
+	if st.HandshakeFailed != 0 {
+		t.Fatalf("a handshake was attempted for the denied address: %+v", st)
+	}
+}
+
+func TestBannedClosedWithoutHandshake(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.Layers.Bans = banSet{netip.MustParseAddr("127.0.0.3"): true} })
+	if _, err := (client{sni: "localhost", local: "127.0.0.3"}).dial(ts.addr); err == nil {
+		t.Fatal("banned address completed a handshake")
+	}
+	if got := ts.Stats().RefusedAtAccept["banned"]; got != 1 {
+		t.Fatalf("banned refusals = %d, want 1", got)
+	}
+}
+
+type banSet map[netip.Addr]bool
+
+func (b banSet) Banned(a netip.Addr, _ time.Time) bool { return b[a] }
+
+func TestRateLimits(t *testing.T) {
+	clock := time.Unix(1_700_000_000, 0)
+	lim, err := ratelimit.New(ratelimit.Config{Capacity: 2, RefillPerSec: 0.5, HardFactor: 2, IPv4Prefix: 32, IPv6Prefix: 64, MaxKeys: 1000, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, func(c *Config) { c.Layers.Limiter = lim })
+	c := client{sni: "localhost", local: "127.0.0.4"}
+	for i := 0; i < 2; i++ {
+		if r := mustDo(t, c, ts.addr, "gemini://localhost/\r\n"); r.status != 20 {
+			t.Fatalf("request %d: %d, want 20", i, r.status)
+		}
+	}
+	r := mustDo(t, c, ts.addr, "gemini://localhost/\r\n")
+	if r.status != 44 || r.meta != "4" {
+		t.Fatalf("soft limit: %d %q, want 44 4", r.status, r.meta)
+	}
+	mustDo(t, c, ts.addr, "gemini://localhost/\r\n") // second soft
+	if _, err := c.dial(ts.addr); err == nil {
+		t.Fatal("hard limit: handshake completed")
+	}
+	if got := ts.Stats().RefusedAtAccept["rate_limited_hard"]; got != 1 {
+		t.Fatalf("hard refusals = %d, want 1", got)
+	}
+	// Other clients are unaffected.
+	if r := mustDo(t, client{sni: "localhost"}, ts.addr, "gemini://localhost/\r\n"); r.status != 20 {
+		t.Fatalf("other client: %d", r.status)
+	}
+}
+
+func TestTOFUClaim(t *testing.T) {
+	ts := startServer(t)
+	first, _, _ := genPair(t, "first", time.Now(), 30)
+	second, _, _ := genPair(t, "second", time.Now(), 30)
+	c1, c2 := client{sni: "localhost", cert: &first}, client{sni: "localhost", cert: &second}
+	if r := mustDo(t, c1, ts.addr, "gemini://localhost/app/\r\n"); r.status != 20 {
+		t.Fatalf("first use: %d", r.status)
+	}
+	if r := mustDo(t, c2, ts.addr, "gemini://localhost/app/x\r\n"); r.status != 61 {
+		t.Fatalf("other cert: %d, want 61", r.status)
+	}
+	if r := mustDo(t, c1, ts.addr, "gemini://localhost/APP/x\r\n"); r.status != 20 {
+		t.Fatalf("owner again: %d, want 20", r.status)
+	}
+	pin, ok := ts.pins.Lookup(tofu.PinKey{Kind: tofu.PinClient, Scope: "localhost/app/"})
+	if !ok || pin.Identity != tofu.IdentityOf(mustLeaf(t, first)) {
+		t.Fatalf("pin = %+v, %v", pin, ok)
+	}
+}
+
+// dialIdle opens a TCP connection that completes no handshake.
+func dialIdle(t *testing.T, addr, local string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSlowlorisDoesNotStarveOthers(t *testing.T) {
+	ts := startServer(t, func(c *Config) {
+		c.Limits.MaxConnsPerIP = 200
+		c.Limits.HandshakeTimeout = time.Minute
+	})
+	// 150 connections from one attacker address that never handshake, and
+	// 50 more from others that handshake and never send a request line.
+	for i := 0; i < 150; i++ {
+		dialIdle(t, ts.addr, "127.0.0.5")
+	}
+	for i := 0; i < 50; i++ {
+		tc, err := client{sni: "localhost", local: "127.0.0.6"}.dial(ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tc.Close() })
+	}
+	waitFor(t, "200 idle connections held", func() bool { return ts.Stats().OpenConnections >= 200 })
+	if r := mustDo(t, client{sni: "localhost"}, ts.addr, "gemini://localhost/ok\r\n"); r.status != 20 {
+		t.Fatalf("normal client: %d", r.status)
+	}
+}
+
+func TestPerIPConnectionCap(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.Limits.MaxConnsPerIP = 3 })
+	for i := 0; i < 3; i++ {
+		dialIdle(t, ts.addr, "127.0.0.7")
+	}
+	waitFor(t, "3 connections held", func() bool { return ts.Stats().OpenConnections == 3 })
+	if _, err := (client{sni: "localhost", local: "127.0.0.7"}).dial(ts.addr); err == nil {
+		t.Fatal("fourth connection from the same address completed a handshake")
+	}
+	if got := ts.Stats().RefusedAtAccept["conn_limit"]; got != 1 {
+		t.Fatalf("conn_limit refusals = %d, want 1", got)
+	}
+	if r := mustDo(t, client{sni: "localhost", local: "127.0.0.8"}, ts.addr, "gemini://localhost/\r\n"); r.status != 20 {
+		t.Fatalf("another address: %d", r.status)
+	}
+}
+
+func TestCertificateReload(t *testing.T) {
+	ts := startServer(t)
+	certFile, keyFile := filepath.Join(ts.dir, "localhost.crt"), filepath.Join(ts.dir, "localhost.key")
+	tc, err := client{sni: "localhost"}.dial(ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := tc.ConnectionState().PeerCertificates[0].Raw
+	// An open connection survives the reload.
+	defer tc.Close()
+
+	_, certPEM, keyPEM := genPair(t, "localhost", time.Now(), 60)
+	// Write to temporary names and rename, as certificate tools do.
+	tmpC, tmpK := writePair(t, ts.dir, "next", certPEM, keyPEM)
+	os.Rename(tmpK, keyFile)
+	os.Rename(tmpC, certFile)
+	if err := ts.ReloadCertificates(); err != nil {
+		t.Fatal(err)
+	}
+	tc2, err := client{sni: "localhost"}.dial(ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc2.Close()
+	if string(tc2.ConnectionState().PeerCertificates[0].Raw) == string(old) {
+		t.Fatal("new connections still get the old certificate")
+	}
+	io.WriteString(tc, "gemini://localhost/still\r\n")
+	r, err := readResponse(tc)
+	if err != nil || r.status != 20 {
+		t.Fatalf("connection opened before the reload: %v %+v", err, r)
+	}
+	// A broken file keeps the current certificate.
+	os.WriteFile(certFile, []byte("garbage"), 0o644)
+	if err := ts.ReloadCertificates(); err == nil {
+		t.Fatal("reload of a broken certificate reported no error")
+	}
+	if _, err := (client{sni: "localhost"}).dial(ts.addr); err != nil {
+		t.Fatalf("after failed reload: %v", err)
+	}
+}
+
+func TestCloseNotifySent(t *testing.T) {
+	ts := startServer(t)
+	tc, err := client{sni: "localhost"}.dial(ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	io.WriteString(tc, "gemini://localhost/\r\n")
+	// crypto/tls returns io.EOF only after a close_notify alert; a bare TCP
+	// close gives io.ErrUnexpectedEOF.
+	_, err = io.ReadAll(tc)
+	if err != nil {
+		t.Fatalf("read to end: %v (no close_notify?)", err)
+	}
+}

@@ -1,0 +1,225 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// indexFile is the document served for a directory.
+const indexFile = "index.gmi"
+
+// copyBufferSize is the size of the pooled buffers that stream bodies.
+const copyBufferSize = 32 << 10
+
+// static serves a file tree. See NewStatic.
+type static struct {
+	fsys fs.FS
+	bufs *bufferPool
+}
+
+// NewStatic returns a handler serving the files of fsys at their request
+// paths. The canonical request path is decoded once per segment and looked
+// up relative to the root of fsys. It answers 51 (ReasonNotFound, revealing
+// nothing) for a missing file, for any path segment beginning with "."
+// (dot-files, .git, .well-known), for devices, pipes, sockets and other
+// non-regular files, and for a directory without index.gmi: there are no
+// listings. A directory requested without its trailing slash is redirected
+// (31) to the path with one, so that relative links in its index work.
+// Files stream through a pooled buffer; ctx ending stops the copy. The MIME
+// type comes from the file name (see contentType in mime.go). Titan uploads are
+// refused.
+func NewStatic(fsys fs.FS) Handler {
+	return &static{fsys: fsys, bufs: newBufferPool(copyBufferSize)}
+}
+
+// NewDocroot returns a handler serving the directory dir (see NewStatic)
+// through an os.Root: no path, symbolic links included, can resolve outside
+// dir. Files are opened non-blocking, so a named pipe cannot stall a
+// request. Close the returned io.Closer when the handler is no longer used.
+func NewDocroot(dir string) (Handler, io.Closer, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open docroot: %w", err)
+	}
+	return NewStatic(rootFS{root}), root, nil
+}
+
+// rootFS is root.FS() with files opened O_NONBLOCK: opening a FIFO for
+// reading would otherwise block until a writer appears. Reads from regular
+// files and directories are unaffected by the flag.
+type rootFS struct{ root *os.Root }
+
+func (f rootFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	file, err := f.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	return file, nil
+}
+
+// errNotFound returns the 51 every refusal of the static handler uses, so
+// that a missing file and a forbidden one look alike.
+func errNotFound(cause error) *Error {
+	return &Error{Reason: ReasonNotFound, Msg: "not found", Err: cause}
+}
+
+func (s *static) ServeGemini(ctx context.Context, w ResponseWriter, r *Request) error {
+	if r.Scheme == SchemeTitan {
+		return &Error{Reason: ReasonUploadsRefused, Msg: "uploads are not accepted here"}
+	}
+	name, dir, ok := docName(r.Path)
+	if !ok {
+		return errNotFound(nil)
+	}
+	f, fi, err := s.open(name)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		f.Close()
+		if !dir {
+			return w.WriteHeader(StatusRedirect, dirRedirect(r))
+		}
+		name = path.Join(name, indexFile)
+		if f, fi, err = s.open(name); err != nil {
+			return err
+		}
+	} else if dir {
+		f.Close()
+		return errNotFound(nil) // "file/": not a directory
+	}
+	defer f.Close()
+	if !fi.Mode().IsRegular() {
+		return errNotFound(nil)
+	}
+	if err := w.WriteHeader(StatusSuccess, contentType(name)); err != nil {
+		return err
+	}
+	buf := s.bufs.get()
+	defer s.bufs.put(buf)
+	_, err = copyContext(ctx, w, f, *buf)
+	return err
+}
+
+// open opens name and stats it. Every failure to open is a 51 so that
+// nothing about the tree leaks (missing, forbidden, escaping the root, a
+// loop of links), except running out of file descriptors, a 41.
+func (s *static) open(name string) (fs.File, fs.FileInfo, error) {
+	f, err := s.fsys.Open(name)
+	if err != nil {
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			return nil, nil, &Error{Reason: ReasonUnavailable, Msg: "temporarily unavailable", Err: err}
+		}
+		return nil, nil, errNotFound(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, errNotFound(err)
+	}
+	return f, fi, nil
+}
+
+// dirRedirect returns the request path with a trailing slash, and the
+// query if any.
+func dirRedirect(r *Request) string {
+	if r.RawQuery == "" {
+		return r.Path + "/"
+	}
+	return r.Path + "/?" + r.RawQuery
+}
+
+// docName turns a canonical request path into an fs.FS name, decoding each
+// segment once. dir reports a trailing slash. ok is false for a path that
+// must not be served: a segment beginning with "." or one that decodes to
+// something containing "/", "\" or NUL.
+func docName(p string) (name string, dir, ok bool) {
+	if p == "" || p[0] != '/' {
+		return "", false, false
+	}
+	dir = p[len(p)-1] == '/'
+	rest := strings.Trim(p, "/")
+	if rest == "" {
+		return ".", true, true
+	}
+	if !strings.Contains(rest, "%") && !strings.Contains(rest, "//") {
+		for seg := range strings.SplitSeq(rest, "/") {
+			if seg[0] == '.' || strings.ContainsAny(seg, "\\\x00") {
+				return "", false, false
+			}
+		}
+		return rest, dir, fs.ValidPath(rest)
+	}
+	var b strings.Builder
+	b.Grow(len(rest))
+	for seg := range strings.SplitSeq(rest, "/") {
+		if seg == "" {
+			continue
+		}
+		d, err := url.PathUnescape(seg)
+		if err != nil || d == "" || d[0] == '.' || strings.ContainsAny(d, "/\\\x00") {
+			return "", false, false
+		}
+		if b.Len() > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(d)
+	}
+	name = b.String()
+	return name, dir, name != "" && fs.ValidPath(name)
+}
+
+// bufferPool recycles fixed-size copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool(size int) *bufferPool {
+	bp := &bufferPool{}
+	bp.p.New = func() any {
+		b := make([]byte, size)
+		return &b
+	}
+	return bp
+}
+
+func (bp *bufferPool) get() *[]byte  { return bp.p.Get().(*[]byte) }
+func (bp *bufferPool) put(b *[]byte) { bp.p.Put(b) }
+
+// copyContext copies src to dst through buf, like io.CopyBuffer, checking
+// ctx before every chunk so that a cancelled request stops streaming.
+func copyContext(ctx context.Context, dst io.Writer, src io.Reader, buf []byte) (int64, error) {
+	var written int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return written, err
+		}
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			m, werr := dst.Write(buf[:n])
+			written += int64(m)
+			if werr != nil {
+				return written, werr
+			}
+			if m != n {
+				return written, io.ErrShortWrite
+			}
+		}
+		if rerr == io.EOF {
+			return written, nil
+		}
+		if rerr != nil {
+			return written, rerr
+		}
+	}
+}

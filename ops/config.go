@@ -1,0 +1,318 @@
+package ops
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of one node. Its koanf tags are the key
+// names used in files, CHIMALLI_* variables and docs/configuration.md.
+//
+// Build one with DefaultConfig or Load; a Config from Load has passed
+// Validate. Fields that default to "derived from another field" (node.id,
+// tofu.pins_file, admin.socket, …) stay empty here; use the accessor methods
+// (NodeID, PinsFile, AdminSocket, …) to get the effective value.
+type Config struct {
+	Node      NodeConfig      `koanf:"node"`
+	Gateway   GatewayConfig   `koanf:"gateway"`
+	Access    AccessConfig    `koanf:"access"`
+	RateLimit RateLimitConfig `koanf:"rate_limit"`
+	TOFU      TOFUConfig      `koanf:"tofu"`
+	Admin     AdminConfig     `koanf:"admin"`
+	Log       LogConfig       `koanf:"log"`
+}
+
+// NodeConfig identifies the node and where it keeps its state.
+type NodeConfig struct {
+	// ID names the node in the cluster; empty means the host name.
+	ID string `koanf:"id"`
+	// DataDir holds generated certificates, pins, the admin socket and
+	// cluster state.
+	DataDir string `koanf:"data_dir"`
+}
+
+// GatewayConfig configures the Gemini listener and its virtual hosts.
+type GatewayConfig struct {
+	// Listen is the TCP address of the Gemini listener ("host:port").
+	Listen string `koanf:"listen"`
+	// PublicPorts are the ports clients may name in request URLs; empty
+	// means the listen port. A host may override it.
+	PublicPorts []int `koanf:"public_ports"`
+	// Limits bound what one request or client may cost.
+	Limits LimitsConfig `koanf:"limits"`
+	// Hosts are the virtual hosts; empty means the built-in welcome capsule
+	// on WelcomeHostName (see UsesWelcomeCapsule).
+	Hosts []HostConfig `koanf:"hosts"`
+}
+
+// LimitsConfig bounds the resources one request or client may use.
+type LimitsConfig struct {
+	// MaxRequestBytes bounds the request line, CRLF included (1..1024).
+	MaxRequestBytes int `koanf:"max_request_bytes"`
+	// HandshakeTimeout bounds the TLS handshake.
+	HandshakeTimeout time.Duration `koanf:"handshake_timeout"`
+	// RequestTimeout bounds reading the request line (slowloris).
+	RequestTimeout time.Duration `koanf:"request_timeout"`
+	// WriteTimeout bounds each write to a client that stops reading.
+	WriteTimeout time.Duration `koanf:"write_timeout"`
+	// MaxConns bounds concurrent client connections on the node.
+	MaxConns int `koanf:"max_conns"`
+	// MaxConnsPerIP bounds concurrent connections from one client address.
+	MaxConnsPerIP int `koanf:"max_conns_per_ip"`
+	// MaxTitanBytes is the default size limit of a Titan upload.
+	MaxTitanBytes ByteSize `koanf:"max_titan_bytes"`
+}
+
+// HostConfig is one virtual host.
+type HostConfig struct {
+	// Name is the host name clients send in SNI and in URLs. The gateway
+	// normalises it (lower case, no trailing dot, punycode).
+	Name string `koanf:"name"`
+	// Aliases are other names or IP literals this host answers for; they
+	// also select the host when a client sends no SNI.
+	Aliases []string `koanf:"aliases"`
+	// Cert and Key are PEM files; both empty means a certificate generated
+	// and kept under CertDir (see CertFiles).
+	Cert string `koanf:"cert"`
+	Key  string `koanf:"key"`
+	// PublicPorts overrides gateway.public_ports for this host.
+	PublicPorts []int `koanf:"public_ports"`
+	// Routes bind path prefixes to rules and handlers.
+	Routes []RouteConfig `koanf:"routes"`
+}
+
+// RouteConfig binds a path prefix of a host to its certificate rules and its
+// handler (a document root or an upstream).
+type RouteConfig struct {
+	// Prefix starts and ends with "/" and matches whole segments.
+	Prefix string `koanf:"prefix"`
+	// RequireCert refuses requests without a client certificate.
+	RequireCert bool `koanf:"require_cert"`
+	// AllowedFingerprints, when not empty, admits only these certificates
+	// ("sha256:<hex>" or "spki-sha256:<hex>"). Implies RequireCert.
+	AllowedFingerprints []string `koanf:"allowed_fingerprints"`
+	// TOFU is "" or TOFUClaim ("claim": the first certificate to use the
+	// prefix owns it). "claim" implies RequireCert.
+	TOFU string `koanf:"tofu"`
+	// Docroot is a directory served as static files.
+	Docroot string `koanf:"docroot"`
+	// Upstream is "gemini://host:port" or "tcp://host:port".
+	Upstream string `koanf:"upstream"`
+	// UpstreamSNI is the server name sent upstream; empty means the
+	// upstream's host.
+	UpstreamSNI string `koanf:"upstream_sni"`
+	// StripPrefix removes Prefix from the path sent upstream.
+	StripPrefix bool `koanf:"strip_prefix"`
+	// ProxyProtocol sends a PROXY protocol v2 header (tcp:// only).
+	ProxyProtocol bool `koanf:"proxy_protocol"`
+	// Uploads accepts Titan uploads (upstream routes only).
+	Uploads bool `koanf:"uploads"`
+	// MaxUploadBytes bounds an upload; 0 means gateway.limits.max_titan_bytes.
+	MaxUploadBytes ByteSize `koanf:"max_upload_bytes"`
+	// ConnectTimeout bounds connecting to the upstream.
+	ConnectTimeout time.Duration `koanf:"connect_timeout"`
+	// Timeout bounds each read from the upstream (idle timeout).
+	Timeout time.Duration `koanf:"timeout"`
+}
+
+// TOFUClaim is the RouteConfig.TOFU value that makes the first certificate
+// to use a prefix its owner.
+const TOFUClaim = "claim"
+
+// AccessConfig holds the static allow and deny lists. Entries are CIDRs or
+// bare IP addresses; use AllowPrefixes and DenyPrefixes to parse them.
+type AccessConfig struct {
+	// DefaultAllow admits addresses that match neither list.
+	DefaultAllow bool `koanf:"default_allow"`
+	// Allow admits matching addresses even when DefaultAllow is false.
+	Allow []string `koanf:"allow"`
+	// Deny refuses matching addresses; deny wins over allow.
+	Deny []string `koanf:"deny"`
+}
+
+// RateLimitConfig configures the per-node token buckets.
+type RateLimitConfig struct {
+	// Capacity is the bucket size (the burst a client may send).
+	Capacity float64 `koanf:"capacity"`
+	// RefillPerSec is the sustained request rate per client.
+	RefillPerSec float64 `koanf:"refill_per_sec"`
+	// HardFactor multiplies Capacity into the hard limit past which
+	// connections are dropped before the TLS handshake.
+	HardFactor float64 `koanf:"hard_factor"`
+	// IPv4Prefix and IPv6Prefix are the prefix lengths that group client
+	// addresses into one bucket.
+	IPv4Prefix int `koanf:"ipv4_prefix"`
+	IPv6Prefix int `koanf:"ipv6_prefix"`
+	// MaxKeys bounds the number of buckets kept in memory.
+	MaxKeys int `koanf:"max_keys"`
+}
+
+// TOFUConfig locates the node's local trust stores.
+type TOFUConfig struct {
+	// PinsFile holds client-certificate pins; empty means <data_dir>/pins.
+	PinsFile string `koanf:"pins_file"`
+	// KnownHostsFile holds upstream server pins; empty means
+	// <data_dir>/upstream_known_hosts.
+	KnownHostsFile string `koanf:"known_hosts_file"`
+}
+
+// AdminConfig configures the admin socket.
+type AdminConfig struct {
+	// Socket is the unix socket path; empty means <data_dir>/admin.sock.
+	Socket string `koanf:"socket"`
+}
+
+// LogConfig configures the node's logger (see NewLogger).
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `koanf:"level"`
+	// Format is json or text.
+	Format string `koanf:"format"`
+}
+
+// Defaults that other packages and docs refer to.
+const (
+	// DefaultListen is the default Gemini listen address.
+	DefaultListen = "127.0.0.1:1965"
+	// DefaultDataDir is the default node.data_dir.
+	DefaultDataDir = "./chimalli-data"
+	// WelcomeHostName is the host of the built-in welcome capsule served
+	// when gateway.hosts is empty.
+	WelcomeHostName = "localhost"
+)
+
+// WelcomeHostAliases returns the aliases of the built-in welcome host.
+func WelcomeHostAliases() []string { return []string{"127.0.0.1", "::1"} }
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() *Config {
+	return &Config{
+		Node: NodeConfig{DataDir: DefaultDataDir},
+		Gateway: GatewayConfig{
+			Listen:      DefaultListen,
+			PublicPorts: []int{},
+			Limits: LimitsConfig{
+				MaxRequestBytes:  1024,
+				HandshakeTimeout: 5 * time.Second,
+				RequestTimeout:   5 * time.Second,
+				WriteTimeout:     30 * time.Second,
+				MaxConns:         10000,
+				MaxConnsPerIP:    32,
+				MaxTitanBytes:    10 * MiB,
+			},
+			Hosts: []HostConfig{},
+		},
+		Access: AccessConfig{DefaultAllow: true, Allow: []string{}, Deny: []string{}},
+		RateLimit: RateLimitConfig{
+			Capacity:     10,
+			RefillPerSec: 1,
+			HardFactor:   3,
+			IPv4Prefix:   32,
+			IPv6Prefix:   64,
+			MaxKeys:      1 << 20,
+		},
+		Log: LogConfig{Level: "error", Format: "json"},
+	}
+}
+
+// DefaultRoute returns a route with every default applied; Load starts each
+// route of a file from it. A route still needs a prefix and a handler.
+func DefaultRoute() RouteConfig {
+	return RouteConfig{
+		AllowedFingerprints: []string{},
+		ConnectTimeout:      5 * time.Second,
+		Timeout:             30 * time.Second,
+	}
+}
+
+// NodeID returns node.id, or the host name when it is empty.
+func (c *Config) NodeID() (string, error) {
+	if c.Node.ID != "" {
+		return c.Node.ID, nil
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("node id: %w", err)
+	}
+	return h, nil
+}
+
+// dataPath returns set, or name inside the data directory when set is empty.
+func (c *Config) dataPath(set, name string) string {
+	if set != "" {
+		return set
+	}
+	return filepath.Join(c.Node.DataDir, name)
+}
+
+// PinsFile returns tofu.pins_file or <data_dir>/pins.
+func (c *Config) PinsFile() string { return c.dataPath(c.TOFU.PinsFile, "pins") }
+
+// KnownHostsFile returns tofu.known_hosts_file or <data_dir>/upstream_known_hosts.
+func (c *Config) KnownHostsFile() string {
+	return c.dataPath(c.TOFU.KnownHostsFile, "upstream_known_hosts")
+}
+
+// AdminSocket returns admin.socket or <data_dir>/admin.sock.
+func (c *Config) AdminSocket() string { return c.dataPath(c.Admin.Socket, "admin.sock") }
+
+// CertDir returns <data_dir>/certs, where generated host certificates live.
+func (c *Config) CertDir() string { return filepath.Join(c.Node.DataDir, "certs") }
+
+// CertFiles returns the certificate and key files of h. When h names none,
+// they are <data_dir>/certs/<name>.crt and .key and generate is true: the
+// gateway creates them if they do not exist.
+func (c *Config) CertFiles(h HostConfig) (cert, key string, generate bool) {
+	if h.Cert != "" || h.Key != "" {
+		return h.Cert, h.Key, false
+	}
+	base := filepath.Join(c.CertDir(), normalizeHostName(h.Name))
+	return base + ".crt", base + ".key", true
+}
+
+// UsesWelcomeCapsule reports whether no host is configured, so the node
+// serves the built-in welcome capsule on WelcomeHostName.
+func (c *Config) UsesWelcomeCapsule() bool { return len(c.Gateway.Hosts) == 0 }
+
+// UploadLimit returns the effective upload size limit of r: its
+// max_upload_bytes, or gateway.limits.max_titan_bytes when that is 0.
+func (c *Config) UploadLimit(r RouteConfig) ByteSize {
+	if r.MaxUploadBytes > 0 {
+		return r.MaxUploadBytes
+	}
+	return c.Gateway.Limits.MaxTitanBytes
+}
+
+// PublicPorts returns the ports clients may name in URLs for h: its own
+// public_ports, else gateway.public_ports, else the listen port. It returns
+// nil when all are unset and the listen port is 0 (the caller then uses the
+// port it bound).
+func (c *Config) PublicPorts(h HostConfig) []uint16 {
+	ports := h.PublicPorts
+	if len(ports) == 0 {
+		ports = c.Gateway.PublicPorts
+	}
+	if len(ports) == 0 {
+		_, p, err := parseListen(c.Gateway.Listen)
+		if err != nil || p == 0 {
+			return nil
+		}
+		return []uint16{p}
+	}
+	out := make([]uint16, 0, len(ports))
+	for _, p := range ports {
+		if p > 0 && p <= 65535 {
+			out = append(out, uint16(p))
+		}
+	}
+	return out
+}
+
+// normalizeHostName lower-cases a host name and drops a trailing dot, so
+// that names compare the way the gateway matches them.
+func normalizeHostName(s string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
+}

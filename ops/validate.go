@@ -1,0 +1,284 @@
+package ops
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/chimalli/chimalli/tofu"
+)
+
+// FieldError is a problem with one configuration key. Key is the full key
+// path ("gateway.hosts[0].routes[1].prefix") or, for the environment, the
+// variable name.
+type FieldError struct {
+	Key string
+	Err error
+}
+
+// Error returns "<key>: <problem>".
+func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
+
+// Unwrap returns the problem.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// maxSocketPath is the longest unix socket path Linux accepts (sun_path is
+// 108 bytes including the terminating NUL).
+const maxSocketPath = 107
+
+// validator collects problems.
+type validator struct{ errs []error }
+
+func (v *validator) add(key, format string, args ...any) {
+	v.errs = append(v.errs, &FieldError{Key: key, Err: fmt.Errorf(format, args...)})
+}
+
+func (v *validator) addErr(key string, err error) {
+	v.errs = append(v.errs, &FieldError{Key: key, Err: err})
+}
+
+func (v *validator) positive(key string, d time.Duration) {
+	if d <= 0 {
+		v.add(key, "must be > 0, got %s", d)
+	}
+}
+
+func (v *validator) positiveInt(key string, n int) {
+	if n <= 0 {
+		v.add(key, "must be > 0, got %d", n)
+	}
+}
+
+func (v *validator) ports(key string, ports []int) {
+	seen := make(map[int]bool, len(ports))
+	for i, p := range ports {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		switch {
+		case p < 1 || p > 65535:
+			v.add(k, "invalid port %d (want 1..65535)", p)
+		case seen[p]:
+			v.add(k, "duplicate port %d", p)
+		}
+		seen[p] = true
+	}
+}
+
+// Validate checks every key and returns all problems joined with
+// errors.Join, each a *FieldError naming its key path; nil if none.
+func (c *Config) Validate() error {
+	var v validator
+	c.validateNode(&v)
+	c.validateGateway(&v)
+	c.validateAccess(&v)
+	c.validateRateLimit(&v)
+	c.validateAdmin(&v)
+	c.validateLog(&v)
+	return errors.Join(v.errs...)
+}
+
+func (c *Config) validateNode(v *validator) {
+	if strings.IndexFunc(c.Node.ID, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 {
+		v.add("node.id", "must not contain spaces or control characters")
+	}
+	if c.Node.DataDir == "" {
+		v.add("node.data_dir", "must not be empty")
+	}
+}
+
+func (c *Config) validateGateway(v *validator) {
+	g := &c.Gateway
+	if _, _, err := parseListen(g.Listen); err != nil {
+		v.addErr("gateway.listen", err)
+	}
+	v.ports("gateway.public_ports", g.PublicPorts)
+
+	l := g.Limits
+	if l.MaxRequestBytes < 1 || l.MaxRequestBytes > 1024 {
+		v.add("gateway.limits.max_request_bytes", "must be 1..1024, got %d", l.MaxRequestBytes)
+	}
+	v.positive("gateway.limits.handshake_timeout", l.HandshakeTimeout)
+	v.positive("gateway.limits.request_timeout", l.RequestTimeout)
+	v.positive("gateway.limits.write_timeout", l.WriteTimeout)
+	v.positiveInt("gateway.limits.max_conns", l.MaxConns)
+	v.positiveInt("gateway.limits.max_conns_per_ip", l.MaxConnsPerIP)
+	if l.MaxConnsPerIP > l.MaxConns && l.MaxConns > 0 {
+		v.add("gateway.limits.max_conns_per_ip", "must not exceed gateway.limits.max_conns (%d), got %d", l.MaxConns, l.MaxConnsPerIP)
+	}
+	if l.MaxTitanBytes <= 0 {
+		v.add("gateway.limits.max_titan_bytes", "must be > 0, got %d", l.MaxTitanBytes)
+	}
+
+	names := make(map[string]string) // hostKey → key path of first use
+	for i, h := range g.Hosts {
+		validateHost(v, fmt.Sprintf("gateway.hosts[%d]", i), h, names)
+	}
+}
+
+// claimName records a host name or alias, reporting duplicates.
+func claimName(v *validator, key, name string, names map[string]string) {
+	if strings.TrimSpace(name) == "" {
+		v.add(key, "must not be empty")
+		return
+	}
+	if err := checkHostName(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")); err != nil {
+		v.addErr(key, err)
+		return
+	}
+	hk := hostKey(name)
+	if first, ok := names[hk]; ok {
+		v.add(key, "duplicate host %q (already used by %s)", name, first)
+		return
+	}
+	names[hk] = key
+}
+
+func validateHost(v *validator, key string, h HostConfig, names map[string]string) {
+	claimName(v, key+".name", h.Name, names)
+	for j, a := range h.Aliases {
+		claimName(v, fmt.Sprintf("%s.aliases[%d]", key, j), a, names)
+	}
+	if (h.Cert == "") != (h.Key == "") {
+		v.add(key, "cert and key must both be set or both be empty")
+	}
+	v.ports(key+".public_ports", h.PublicPorts)
+	if len(h.Routes) == 0 {
+		v.add(key+".routes", "at least one route is required")
+	}
+	prefixes := make(map[string]string)
+	for j, r := range h.Routes {
+		rk := fmt.Sprintf("%s.routes[%d]", key, j)
+		validateRoute(v, rk, r)
+		fold := strings.ToLower(r.Prefix)
+		if first, ok := prefixes[fold]; ok {
+			v.add(rk+".prefix", "duplicate prefix %q (already used by %s)", r.Prefix, first)
+		} else {
+			prefixes[fold] = rk
+		}
+	}
+}
+
+func validateRoute(v *validator, key string, r RouteConfig) {
+	if err := checkPrefix(r.Prefix); err != nil {
+		v.addErr(key+".prefix", err)
+	}
+	if (r.Docroot == "") == (r.Upstream == "") {
+		v.add(key, "exactly one of docroot, upstream must be set")
+	}
+	var scheme string
+	if r.Upstream != "" {
+		t, err := ParseUpstream(r.Upstream)
+		if err != nil {
+			v.addErr(key+".upstream", err)
+		}
+		scheme = t.Scheme
+	}
+	if r.UpstreamSNI != "" {
+		if r.Upstream == "" {
+			v.add(key+".upstream_sni", "only valid with upstream")
+		} else if err := checkHostName(r.UpstreamSNI); err != nil {
+			v.addErr(key+".upstream_sni", err)
+		}
+	}
+	if r.ProxyProtocol && scheme != SchemeTCP {
+		v.add(key+".proxy_protocol", "only valid with a tcp:// upstream")
+	}
+	if r.Uploads && r.Upstream == "" {
+		v.add(key+".uploads", "only valid on upstream routes")
+	}
+	switch {
+	case r.MaxUploadBytes < 0:
+		v.add(key+".max_upload_bytes", "must not be negative, got %d", r.MaxUploadBytes)
+	case r.MaxUploadBytes > 0 && !r.Uploads:
+		v.add(key+".max_upload_bytes", "only valid with uploads: true")
+	}
+	if r.TOFU != "" && r.TOFU != TOFUClaim {
+		v.add(key+".tofu", "must be \"\" or %q, got %q", TOFUClaim, r.TOFU)
+	}
+	for k, f := range r.AllowedFingerprints {
+		if _, err := tofu.ParseFingerprint(f); err != nil {
+			v.addErr(fmt.Sprintf("%s.allowed_fingerprints[%d]", key, k), err)
+		}
+	}
+	v.positive(key+".connect_timeout", r.ConnectTimeout)
+	v.positive(key+".timeout", r.Timeout)
+}
+
+// checkPrefix accepts "/" and "/seg/…/seg/" with no empty or dot segments
+// and no '?', '#', '\', space or control characters.
+func checkPrefix(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("must start with \"/\", got %q", p)
+	}
+	if !strings.HasSuffix(p, "/") {
+		return fmt.Errorf("must end with \"/\", got %q", p)
+	}
+	if i := strings.IndexFunc(p, func(r rune) bool {
+		return r == '?' || r == '#' || r == '\\' || unicode.IsSpace(r) || !unicode.IsPrint(r)
+	}); i >= 0 {
+		return fmt.Errorf("must not contain %q, got %q", []rune(p[i:])[0], p)
+	}
+	if p == "/" {
+		return nil
+	}
+	for seg := range strings.SplitSeq(p[1:len(p)-1], "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("must not contain empty segments, got %q", p)
+		case ".", "..":
+			return fmt.Errorf("must not contain dot segments, got %q", p)
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateAccess(v *validator) {
+	for i, s := range c.Access.Allow {
+		if _, err := ParsePrefix(s); err != nil {
+			v.addErr(fmt.Sprintf("access.allow[%d]", i), err)
+		}
+	}
+	for i, s := range c.Access.Deny {
+		if _, err := ParsePrefix(s); err != nil {
+			v.addErr(fmt.Sprintf("access.deny[%d]", i), err)
+		}
+	}
+}
+
+func (c *Config) validateRateLimit(v *validator) {
+	r := c.RateLimit
+	finitePositive := func(key string, f float64) {
+		if !(f > 0) || math.IsInf(f, 0) {
+			v.add(key, "must be a finite number > 0, got %v", f)
+		}
+	}
+	finitePositive("rate_limit.capacity", r.Capacity)
+	finitePositive("rate_limit.refill_per_sec", r.RefillPerSec)
+	if !(r.HardFactor >= 1) || math.IsInf(r.HardFactor, 0) {
+		v.add("rate_limit.hard_factor", "must be a finite number >= 1, got %v", r.HardFactor)
+	}
+	if r.IPv4Prefix < 0 || r.IPv4Prefix > 32 {
+		v.add("rate_limit.ipv4_prefix", "must be 0..32, got %d", r.IPv4Prefix)
+	}
+	if r.IPv6Prefix < 0 || r.IPv6Prefix > 128 {
+		v.add("rate_limit.ipv6_prefix", "must be 0..128, got %d", r.IPv6Prefix)
+	}
+	v.positiveInt("rate_limit.max_keys", r.MaxKeys)
+}
+
+func (c *Config) validateAdmin(v *validator) {
+	if p := c.AdminSocket(); len(p) > maxSocketPath {
+		v.add("admin.socket", "path %q too long for a unix socket (%d bytes, max %d)", p, len(p), maxSocketPath)
+	}
+}
+
+func (c *Config) validateLog(v *validator) {
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		v.addErr("log.level", err)
+	}
+	if _, err := parseFormat(c.Log.Format); err != nil {
+		v.addErr("log.format", err)
+	}
+}

@@ -1,0 +1,158 @@
+package ratelimit
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"net/netip"
+	"time"
+)
+
+// maxShards bounds the number of shards; minShardKeys is the smallest
+// share of MaxKeys a shard gets when MaxKeys is small.
+const (
+	maxShards    = 256
+	minShardKeys = 64
+)
+
+// Limiter is a table of token buckets keyed by client prefix. It is safe
+// for concurrent use.
+type Limiter struct {
+	b          buckets
+	v4bits     int
+	v6bits     int
+	now        func() time.Time
+	start      time.Time
+	seed       uint64
+	shardShift uint // 64 - log2(len(shards))
+	shards     []shard
+}
+
+// New returns a Limiter for cfg, or an error matching ErrInvalidConfig.
+func New(cfg Config) (*Limiter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ratelimit config: %w", err)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	n := shardCount(cfg.MaxKeys)
+	l := &Limiter{
+		b: buckets{
+			capacity:  cfg.Capacity,
+			refill:    cfg.RefillPerSec,
+			softFloor: -(cfg.HardFactor - 1) * cfg.Capacity,
+			debtFloor: -cfg.HardFactor * cfg.Capacity,
+		},
+		v4bits:     cfg.IPv4Prefix,
+		v6bits:     cfg.IPv6Prefix,
+		now:        now,
+		start:      now(),
+		seed:       rand.Uint64(),
+		shardShift: uint(64 - bits.TrailingZeros(uint(n))),
+		shards:     make([]shard, n),
+	}
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.limit = cfg.MaxKeys / n
+		if i < cfg.MaxKeys%n {
+			s.limit++
+		}
+		s.m = make(map[Key]entry)
+	}
+	return l, nil
+}
+
+// shardCount returns the largest power of two that is at most maxShards
+// and leaves every shard at least minShardKeys of maxKeys (at least 1).
+func shardCount(maxKeys int) int {
+	n := 1
+	for n < maxShards && maxKeys/(2*n) >= minShardKeys {
+		n *= 2
+	}
+	return n
+}
+
+// elapsed returns the time since the limiter started, in nanoseconds. With
+// clocks that carry a monotonic reading (time.Now) it ignores wall-clock
+// jumps.
+func (l *Limiter) elapsed() int64 {
+	return int64(l.now().Sub(l.start))
+}
+
+func (l *Limiter) shardOf(k Key) *shard {
+	if l.shardShift == 64 {
+		return &l.shards[0]
+	}
+	return &l.shards[k.shardHash(l.seed)>>l.shardShift]
+}
+
+// Allow takes one token from addr's bucket and returns the verdict. It
+// never blocks on anything but its shard's mutex and does not allocate.
+func (l *Limiter) Allow(addr netip.Addr) Result {
+	k := KeyOf(addr, l.v4bits, l.v6bits)
+	now := l.elapsed()
+	s := l.shardOf(k)
+
+	s.mu.Lock()
+	e, ok := s.m[k]
+	if !ok {
+		if len(s.m) >= s.limit {
+			s.evictOne(&l.b, now)
+		}
+		e = entry{tokens: l.b.capacity, last: now}
+	}
+	l.b.take(&e, now)
+	if e.tokens < 0 && e.violations < math.MaxUint32 {
+		e.violations++
+	}
+	s.m[k] = e
+	if !ok && len(s.m) > s.peak {
+		s.peak = len(s.m)
+	}
+	s.mu.Unlock()
+
+	return l.b.result(e)
+}
+
+// Violations returns the count of Soft and Hard verdicts of addr's key, or
+// 0 when the key is not tracked.
+func (l *Limiter) Violations(addr netip.Addr) uint32 {
+	k := KeyOf(addr, l.v4bits, l.v6bits)
+	s := l.shardOf(k)
+	s.mu.Lock()
+	e := s.m[k]
+	s.mu.Unlock()
+	return e.violations
+}
+
+// Sweep drops every bucket that has refilled to full (its key has been
+// quiet long enough to be indistinguishable from a new one, violation
+// count aside) and returns how many it dropped. It locks one shard at a
+// time, so Allow on other shards proceeds meanwhile.
+func (l *Limiter) Sweep() int {
+	now := l.elapsed()
+	dropped := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		dropped += s.sweep(&l.b, now)
+		s.mu.Unlock()
+	}
+	return dropped
+}
+
+// Len returns the number of tracked keys. Under concurrent use it is a
+// snapshot taken one shard at a time.
+func (l *Limiter) Len() int {
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
