@@ -16,13 +16,20 @@ import (
 // tofu.pins_file, admin.socket, …) stay empty here; use the accessor methods
 // (NodeID, PinsFile, AdminSocket, …) to get the effective value.
 type Config struct {
-	Node      NodeConfig      `koanf:"node"`
-	Gateway   GatewayConfig   `koanf:"gateway"`
-	Access    AccessConfig    `koanf:"access"`
+	// Node identifies the node and its data directory.
+	Node NodeConfig `koanf:"node"`
+	// Gateway is the Gemini listener, its limits and virtual hosts.
+	Gateway GatewayConfig `koanf:"gateway"`
+	// Access holds the static allow and deny lists.
+	Access AccessConfig `koanf:"access"`
+	// RateLimit configures the per-node token buckets.
 	RateLimit RateLimitConfig `koanf:"rate_limit"`
-	TOFU      TOFUConfig      `koanf:"tofu"`
-	Admin     AdminConfig     `koanf:"admin"`
-	Log       LogConfig       `koanf:"log"`
+	// TOFU locates the local trust stores.
+	TOFU TOFUConfig `koanf:"tofu"`
+	// Admin configures the admin socket.
+	Admin AdminConfig `koanf:"admin"`
+	// Log configures the logger.
+	Log LogConfig `koanf:"log"`
 }
 
 // NodeConfig identifies the node and where it keeps its state.
@@ -50,7 +57,8 @@ type GatewayConfig struct {
 
 // LimitsConfig bounds the resources one request or client may use.
 type LimitsConfig struct {
-	// MaxRequestBytes bounds the request line, CRLF included (1..1024).
+	// MaxRequestBytes bounds the request line, CRLF excluded (1..1024):
+	// 1024 bytes are accepted, 1025 get 59.
 	MaxRequestBytes int `koanf:"max_request_bytes"`
 	// HandshakeTimeout bounds the TLS handshake.
 	HandshakeTimeout time.Duration `koanf:"handshake_timeout"`

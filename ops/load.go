@@ -80,8 +80,12 @@ func BindFlags(fs *pflag.FlagSet) {
 }
 
 // Load reads the configuration from defaults, opts.File, the environment and
-// opts.Flags, in that order, decodes it and validates it. Every problem is
-// reported, joined, each naming its key ("gateway.lisen: unknown key").
+// opts.Flags, in that order, decodes it and validates it. Problems are
+// reported together, joined, each a *FieldError naming its key
+// ("gateway.lisen: unknown key") or, for the environment, its variable
+// ("CHIMALLI_GATEWAY__LISEN: unknown key"); a value that cannot be decoded
+// hides the validation of the rest. A file that cannot be read or parsed is
+// reported alone.
 func Load(opts LoadOptions) (*Config, error) {
 	var src koanf.Provider
 	var parser koanf.Parser
@@ -130,10 +134,7 @@ func load(src koanf.Provider, parser koanf.Parser, name string, environ []string
 	if err := ko.Load(env.Provider(".", opt), nil); err != nil {
 		return nil, fmt.Errorf("load environment: %w", err)
 	}
-	if len(envErrs) > 0 {
-		sortErrors(envErrs)
-		return nil, fmt.Errorf("environment:\n%w", errors.Join(envErrs...))
-	}
+	sortErrors(envErrs)
 
 	if flags != nil {
 		p := posflag.ProviderWithFlag(flags, ".", nil, func(f *pflag.Flag) (string, any) {
@@ -148,12 +149,15 @@ func load(src koanf.Provider, parser koanf.Parser, name string, environ []string
 		}
 	}
 
+	errs := envErrs
 	cfg, err := decode(ko)
 	if err != nil {
-		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+		errs = append(errs, err)
+	} else if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
 	}
 	return cfg, nil
 }

@@ -489,3 +489,13 @@ func BenchmarkLoadExampleYAML(b *testing.B) {
 		}
 	}
 }
+
+func TestLoadReportsEnvAndFileProblemsTogether(t *testing.T) {
+	p := writeConfig(t, "c.yaml", "gateway: {lisen: x}\n")
+	_, err := Load(LoadOptions{File: p, Env: []string{"CHIMALLI_LOG__LEVL=info"}})
+	for _, w := range []string{"CHIMALLI_LOG__LEVL: unknown key", "gateway.lisen: unknown key"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error = %v, want it to contain %q", err, w)
+		}
+	}
+}
