@@ -63,6 +63,8 @@ type serverOpt func(*Config)
 //	/app/     TOFU claim
 //	/cert/    require any certificate
 //	/upload/  Titan uploads up to 16 bytes, echoing the body size
+//	/files/   a document root holding files/one.gmi
+//	/dead/    a proxy to an upstream that refuses connections
 //	/         a handler answering "20 text/gemini" with the canonical path
 func startServer(t *testing.T, opts ...serverOpt) *testServer {
 	t.Helper()
@@ -86,6 +88,18 @@ func startServer(t *testing.T, opts ...serverOpt) *testServer {
 		_, err = fmt.Fprintf(w, "got %d", n)
 		return err
 	})
+	docroot := filepath.Join(dir, "docroot")
+	os.MkdirAll(filepath.Join(docroot, "files"), 0o755)
+	os.WriteFile(filepath.Join(docroot, "files", "one.gmi"), []byte("# one\n"), 0o644)
+	files, closer, err := NewDocroot(docroot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closer.Close() })
+	dead, err := NewProxy(ProxyConfig{Upstream: "tcp://" + deadAddr(t), ConnectTimeout: time.Second, ReadTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{
 		Listen: "127.0.0.1:0",
 		Hosts: []Host{{
@@ -96,6 +110,8 @@ func startServer(t *testing.T, opts ...serverOpt) *testServer {
 				{Prefix: "/app/", TOFUClaim: true, Handler: echo},
 				{Prefix: "/cert/", RequireCert: true, Handler: echo},
 				{Prefix: "/upload/", Uploads: true, MaxUploadBytes: 16, Handler: upload},
+				{Prefix: "/files/", Handler: files},
+				{Prefix: "/dead/", Handler: dead},
 				{Prefix: "/", Handler: echo},
 			},
 		}},
@@ -121,6 +137,18 @@ func startServer(t *testing.T, opts ...serverOpt) *testServer {
 		}
 	})
 	return &testServer{Server: s, addr: s.Addr().String(), dir: dir, pins: pins, admin: admin}
+}
+
+// deadAddr returns a loopback address where nothing listens.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 func mustLeaf(t testing.TB, c tls.Certificate) *x509.Certificate {
@@ -232,6 +260,9 @@ func TestStatuses(t *testing.T) {
 		{"explicit listen port", anon, "gemini://localhost:" + port + "/\r\n", 20, "", "path=/"},
 		{"canonical path reaches handler", anon, "gemini://localhost/a/./b/../%63\r\n", 20, "", "path=/a/c"},
 		{"no SNI, alias host", client{}, "gemini://127.0.0.1/\r\n", 20, "", "path=/"},
+		{"docroot file", anon, "gemini://localhost/files/one.gmi\r\n", 20, "text/gemini", "# one"},
+		{"docroot missing", anon, "gemini://localhost/files/two.gmi\r\n", 51, "", ""},
+		{"upstream down", anon, "gemini://localhost/dead/x\r\n", 43, "", ""},
 		{"bad request", anon, "gemini://localhost/%zz\r\n", 59, "", ""},
 		{"relative URL", anon, "/hello\r\n", 59, "", ""},
 		{"fragment", anon, "gemini://localhost/#x\r\n", 59, "", ""},
