@@ -294,7 +294,7 @@ func isTimeout(err error) bool {
 // otherwise conn is closed. ctx ending aborts any blocked read or write.
 func exchange(ctx context.Context, conn net.Conn, line string, body io.Reader, idle time.Duration) (*Response, error) {
 	ic := &idleConn{Conn: conn, idle: idle}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, ic.abort)
 	fail := func(op string, err error) (*Response, error) {
 		stop()
 		conn.Close()
@@ -320,7 +320,7 @@ func exchange(ctx context.Context, conn net.Conn, line string, body io.Reader, i
 	// The whole header must arrive within one idle period: a server that
 	// trickles it byte by byte gets no more time than a silent one.
 	ic.fixed = true
-	conn.SetReadDeadline(time.Now().Add(idle))
+	ic.setDeadline(true, time.Now().Add(idle))
 	br := bufio.NewReaderSize(ic, maxResponseHeader)
 	status, meta, err := readResponseHeader(br)
 	if err != nil && writeErr != nil {
@@ -386,23 +386,47 @@ func readResponseHeader(br *bufio.Reader) (int, string, error) {
 
 // idleConn sets a deadline before every read and write, so that idle is
 // the longest wait for progress. While fixed is set, reads keep the
-// deadline already in place.
+// deadline already in place. Once abort has run (ctx ended), deadlines stay
+// in the past: a later read or write cannot push them out again.
 type idleConn struct {
 	net.Conn
 	idle  time.Duration
 	fixed bool
+
+	mu      sync.Mutex
+	aborted bool
 }
 
 func (c *idleConn) Read(p []byte) (int, error) {
 	if !c.fixed {
-		c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+		c.setDeadline(true, time.Now().Add(c.idle))
 	}
 	return c.Conn.Read(p)
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
+	c.setDeadline(false, time.Now().Add(c.idle))
 	return c.Conn.Write(p)
+}
+
+func (c *idleConn) setDeadline(read bool, t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.aborted:
+	case read:
+		c.Conn.SetReadDeadline(t)
+	default:
+		c.Conn.SetWriteDeadline(t)
+	}
+}
+
+// abort makes blocked and future reads and writes fail at once.
+func (c *idleConn) abort() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.aborted = true
+	c.Conn.SetDeadline(time.Unix(1, 0))
 }
 
 // responseBody streams a 2x body and closes the connection when closed.

@@ -427,3 +427,22 @@ func TestClientRequestParts(t *testing.T) {
 		}
 	}
 }
+
+func TestClientCancelWhileWaitingForHeader(t *testing.T) {
+	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, br *bufio.Reader, _ string) {
+		io.Copy(io.Discard, br) // never answers
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &Client{ReadTimeout: time.Hour}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Do(ctx, "gemini://127.0.0.1:"+strconv.Itoa(u.port)+"/")
+		errc <- err
+	}()
+	u.next(t) // the request arrived; the client now waits for the header
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}

@@ -46,6 +46,8 @@ type ProxyConfig struct {
 	Now func() time.Time
 }
 
+var _ Handler = (*proxy)(nil)
+
 // proxy forwards requests to one upstream. See NewProxy.
 type proxy struct {
 	tls       bool

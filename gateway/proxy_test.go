@@ -543,9 +543,10 @@ func TestProxyTitanRefusedEarly(t *testing.T) {
 	// The upstream answers before reading the upload and then stops
 	// reading: once the proxy's writes stall past the idle timeout, the
 	// upstream's answer is still relayed.
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
+	var u *testUpstream
+	u = startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
 		io.WriteString(c, "59 upload refused\r\n")
-		<-doneContext(make(chan struct{})).Done() // never reads again; unblocked at cleanup
+		<-u.done // never reads again
 	})
 	h := newTestProxy(t, ProxyConfig{
 		Upstream: "gemini://" + u.addr, Pins: tofu.NewMemStore(),

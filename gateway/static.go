@@ -20,6 +20,8 @@ const indexFile = "index.gmi"
 // copyBufferSize is the size of the pooled buffers that stream bodies.
 const copyBufferSize = 32 << 10
 
+var _ Handler = (*static)(nil)
+
 // static serves a file tree. See NewStatic.
 type static struct {
 	fsys fs.FS
