@@ -46,14 +46,26 @@ const (
 //     solidus "／", "‥" two dot leader, fullwidth percent "％").
 //
 // The result is idempotent (CanonicalPath of a canonical path returns it
-// unchanged) and, when raw is already canonical, CanonicalPath returns raw
-// itself without allocating. Errors are *Error with ReasonBadRequest.
+// unchanged). When raw is already canonical CanonicalPath returns raw itself,
+// without allocating for an ASCII path (a canonical path with non-ASCII
+// segments costs one small allocation per such segment, for the NFKC check).
+// Errors are *Error with ReasonBadRequest.
 func CanonicalPath(raw string) (string, error) {
 	if raw == "" || raw[0] != '/' {
 		return "", newError(ReasonBadRequest, msgPathNotAbsolute)
 	}
-	// Stack buffers keep the already-canonical case allocation-free for
-	// request-sized paths; longer ones grow on the heap.
+	if isCanonicalASCII(raw) {
+		return raw, nil
+	}
+	return canonicalize(raw)
+}
+
+// canonicalize is the full CanonicalPath algorithm, for a raw path that
+// starts with '/'.
+func canonicalize(raw string) (string, error) {
+	// Stack buffers: a raw path that turns out to be canonical after all
+	// (with "%25" or non-ASCII escapes) is returned without copying, and a
+	// changed one is copied once; paths beyond the buffers grow on the heap.
 	var outBuf [MaxRequestLine]byte
 	var segBuf [MaxRequestLine]byte
 	out := append(outBuf[:0], '/')
@@ -106,6 +118,65 @@ func CanonicalPath(raw string) (string, error) {
 	return string(out), nil
 }
 
+// isCanonicalASCII is the fast path of CanonicalPath: it reports whether
+// raw (starting with '/') is canonical and needs none of the checks that
+// decoding non-ASCII or '%' bytes calls for. False means "take the slow
+// path", not "not canonical".
+func isCanonicalASCII(raw string) bool {
+	segStart := 1
+	stemOnlyDots := true // the segment so far is only '.' and "%20"
+	inStem := true       // no ';' seen yet in the segment
+	for i := 1; i <= len(raw); i++ {
+		if i == len(raw) || raw[i] == '/' {
+			seg := raw[segStart:i]
+			switch {
+			case seg == "":
+				if i != len(raw) {
+					return false // "//"
+				}
+			case seg == "." || seg == "..", stemOnlyDots:
+				return false
+			}
+			segStart, stemOnlyDots, inStem = i+1, true, true
+			continue
+		}
+		c := raw[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(raw) || raw[i+1] >= '8' {
+				return false // malformed, or non-ASCII: slow path
+			}
+			d := pctUpperHexVal(raw[i+1], raw[i+2])
+			if d < 0 || d == '%' || isPathLiteral(byte(d)) || d == '/' || d == '\\' || isCtlByte(byte(d)) {
+				return false
+			}
+			if inStem && d != ' ' {
+				stemOnlyDots = false
+			}
+			i += 2
+		case isPathLiteral(c):
+			if c == ';' {
+				inStem = false
+			} else if inStem && c != '.' {
+				stemOnlyDots = false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// pctUpperHexVal decodes two upper-case hex digits, or returns -1.
+func pctUpperHexVal(hi, lo byte) int {
+	if !isUpperHex(hi) || !isUpperHex(lo) {
+		return -1
+	}
+	return int(pctHexVal(hi)<<4 | pctHexVal(lo))
+}
+
+func isUpperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
+
 // decodeSegment appends the percent-decoded bytes of the raw segment part to
 // dst. It refuses malformed escapes, raw backslashes, spaces and controls,
 // decoded '/', '\\' and controls, and invalid UTF-8.
@@ -143,17 +214,23 @@ func checkSegment(seg []byte) string {
 	if msg := checkDecoded(seg); msg != "" {
 		return msg
 	}
-	if !bytesASCII(seg) {
-		// string(seg) copies, so seg (a stack buffer) does not escape.
-		v := norm.NFKC.String(string(seg))
-		for i := 0; i < len(v); i++ {
-			if c := v[i]; c == '/' || c == '\\' || isCtlByte(c) {
-				return msgPathBadChar
-			}
-		}
-		return checkDecoded(v)
+	if bytesASCII(seg) {
+		return ""
 	}
-	return ""
+	// string(seg) copies (one allocation per non-ASCII segment), so seg, a
+	// stack buffer, does not escape. NFKC.String returns its input when it
+	// is already normal, and that was checked above.
+	s := string(seg)
+	v := norm.NFKC.String(s)
+	if v == s {
+		return ""
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '/' || c == '\\' || isCtlByte(c) {
+			return msgPathBadChar
+		}
+	}
+	return checkDecoded(v)
 }
 
 // checkDecoded refuses double encoding and dot-like segments in a decoded

@@ -385,6 +385,12 @@ func FuzzCanonicalPath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		c, err := CanonicalPath(raw)
+		if isCanonicalASCII(raw) && strings.HasPrefix(raw, "/") {
+			// The fast path must agree with the full algorithm.
+			if slow, err := canonicalize(raw); err != nil || slow != raw {
+				t.Fatalf("fast path accepts %q, full algorithm gives %q, %v", raw, slow, err)
+			}
+		}
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || e.Reason != ReasonBadRequest || e.Msg == "" {
@@ -422,5 +428,25 @@ func BenchmarkCanonicalPath(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestCanonicalFastPathAgrees(t *testing.T) {
+	inputs := []string{"/", "/a", "/a/", "/a;b", "/.well-known/x", "/a%20b", "/%20", "/.%20", "/;x", "/a/.;x", "/%2F", "/%7E",
+		"/%3F", "/%3f", "/100%25", "/a%0A", "/..a", "/a..", "/...", "/a//b", "/%C3%A9", "/!$&'()*+,;=:@-._~"}
+	for _, v := range loadTraversalCorpus(t) {
+		if strings.HasPrefix(v.raw, "/") {
+			inputs = append(inputs, v.raw)
+			if c, err := CanonicalPath(v.raw); err == nil {
+				inputs = append(inputs, c)
+			}
+		}
+	}
+	for _, raw := range inputs {
+		want, wantErr := canonicalize(raw)
+		got, err := CanonicalPath(raw)
+		if got != want || (err == nil) != (wantErr == nil) {
+			t.Errorf("CanonicalPath(%q) = %q, %v; full algorithm gives %q, %v", raw, got, err, want, wantErr)
+		}
 	}
 }

@@ -95,6 +95,9 @@ func ValidPrefix(p string) error {
 
 // segmentMatch compares a prefix segment with a path segment.
 func segmentMatch(ps, qs string) bool {
+	if ps == qs {
+		return true
+	}
 	if hasNonASCII(ps) || hasNonASCII(qs) {
 		return foldSegment(ps) == foldSegment(qs)
 	}

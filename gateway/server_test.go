@@ -66,7 +66,7 @@ type serverOpt func(*Config)
 //	/files/   a document root holding files/one.gmi
 //	/dead/    a proxy to an upstream that refuses connections
 //	/         a handler answering "20 text/gemini" with the canonical path
-func startServer(t *testing.T, opts ...serverOpt) *testServer {
+func startServer(t testing.TB, opts ...serverOpt) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	_, certPEM, keyPEM := genPair(t, "localhost", time.Now(), 30)
@@ -140,7 +140,7 @@ func startServer(t *testing.T, opts ...serverOpt) *testServer {
 }
 
 // deadAddr returns a loopback address where nothing listens.
-func deadAddr(t *testing.T) string {
+func deadAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

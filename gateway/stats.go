@@ -14,13 +14,13 @@ type counters struct {
 // Stats is a snapshot of a Server's counters since it started. Metrics
 // exporters read it; tests use it to observe what happened at accept.
 type Stats struct {
-	Accepted         uint64            // TCP connections accepted
-	Handshakes       uint64            // TLS handshakes completed
-	HandshakeFailed  uint64            // TLS handshakes failed or timed out
-	RequestTimeouts  uint64            // connections closed waiting for a request line
-	RefusedAtAccept  map[string]uint64 // by reason, closed before any handshake
-	Responses        map[int]uint64    // by Gemini status
-	OpenConnections  int               // held now
+	Accepted        uint64            // TCP connections accepted
+	Handshakes      uint64            // TLS handshakes completed
+	HandshakeFailed uint64            // TLS handshakes failed or timed out
+	RequestTimeouts uint64            // connections closed waiting for a request line
+	RefusedAtAccept map[string]uint64 // by reason, closed before any handshake
+	Responses       map[int]uint64    // by Gemini status
+	OpenConnections int               // held now
 }
 
 // Stats returns a snapshot of the counters.
