@@ -66,6 +66,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 		s.stats.timeouts.Add(1)
 		return
 	}
+	s.conns.markBusy(c)
 	c.SetDeadline(time.Time{})
 
 	r := &Request{RemoteAddr: addr}
@@ -136,7 +137,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 func (s *Server) finish(c net.Conn, tc *tls.Conn, status int, meta string, addr netip.AddrPort, r *Request, reason Reason) {
 	c.SetWriteDeadline(s.now().Add(s.lim.WriteTimeout))
 	var b [MaxRequestLine + 8]byte
-	tc.Write(appendStatusLine(b[:0], status, meta))
+	tc.Write(appendResponseHeader(b[:0], status, meta))
 	s.stats.statuses[status].Add(1)
 	s.logRequest(addr, r, status, reason)
 	s.close(c, tc)
@@ -275,7 +276,7 @@ func (w *responseWriter) WriteHeader(status int, meta string) error {
 	}
 	w.wrote, w.status = true, status
 	var b [MaxRequestLine + 8]byte
-	_, err := w.bw.Write(appendStatusLine(b[:0], status, meta))
+	_, err := w.bw.Write(appendResponseHeader(b[:0], status, meta))
 	return err
 }
 

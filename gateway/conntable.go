@@ -3,6 +3,7 @@ package gateway
 import (
 	"net"
 	"sync"
+	"time"
 
 	"github.com/chimalli/chimalli/ratelimit"
 )
@@ -14,13 +15,13 @@ type connTable struct {
 	max      int
 	maxPerIP int
 	perIP    map[ratelimit.Key]int32
-	open     map[net.Conn]struct{}
+	open     map[net.Conn]bool // true once the request line is in: the connection is busy
 }
 
 func (t *connTable) init(max, maxPerIP int) {
 	t.max, t.maxPerIP = max, maxPerIP
 	t.perIP = make(map[ratelimit.Key]int32)
-	t.open = make(map[net.Conn]struct{})
+	t.open = make(map[net.Conn]bool)
 }
 
 // acquire registers c for key, or reports false when a cap is reached.
@@ -31,8 +32,27 @@ func (t *connTable) acquire(key ratelimit.Key, c net.Conn) bool {
 		return false
 	}
 	t.perIP[key]++
-	t.open[c] = struct{}{}
+	t.open[c] = false
 	return true
+}
+
+// markBusy records that c has a request in progress: shutdown lets it finish.
+func (t *connTable) markBusy(c net.Conn) {
+	t.mu.Lock()
+	t.open[c] = true
+	t.mu.Unlock()
+}
+
+// interruptIdle makes every connection that has no request in progress
+// (handshaking, or waiting for its request line) give up now.
+func (t *connTable) interruptIdle(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c, busy := range t.open {
+		if !busy {
+			c.SetDeadline(now)
+		}
+	}
 }
 
 func (t *connTable) release(key ratelimit.Key, c net.Conn) {

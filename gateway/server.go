@@ -5,11 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -228,14 +226,16 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Close stops accepting, lets connections in flight finish until ctx is
-// done, then closes the rest. It returns ctx.Err() if it had to force.
+// Close stops accepting, drops connections that have not sent a request
+// yet, lets requests in flight finish until ctx is done, then closes the
+// rest. It returns ctx.Err() if it had to force.
 func (s *Server) Close(ctx context.Context) error {
 	if s.ctx == nil {
 		return nil
 	}
 	s.cancel()
 	s.ln.Close()
+	s.conns.interruptIdle(s.now())
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -348,12 +348,5 @@ func remoteAddrPort(c net.Conn) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-// appendStatusLine appends "NN meta\r\n".
-func appendStatusLine(b []byte, status int, meta string) []byte {
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, meta...)
-	return append(b, '\r', '\n')
-}
 
-var _ io.Writer = (*responseWriter)(nil)
+var _ ResponseWriter = (*responseWriter)(nil)

@@ -547,8 +547,34 @@ func TestCertificateReload(t *testing.T) {
 	if err := ts.ReloadCertificates(); err == nil {
 		t.Fatal("reload of a broken certificate reported no error")
 	}
-	if _, err := (client{sni: "localhost"}).dial(ts.addr); err != nil {
+	tc3, err := client{sni: "localhost"}.dial(ts.addr)
+	if err != nil {
 		t.Fatalf("after failed reload: %v", err)
+	}
+	tc3.Close()
+}
+
+func TestCloseDropsIdleConnections(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.Limits.RequestTimeout = time.Hour })
+	tc, err := client{sni: "localhost"}.dial(ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	idle := dialIdle(t, ts.addr, "127.0.0.1") // no handshake either
+	waitFor(t, "2 connections", func() bool { return ts.Stats().OpenConnections == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Connections without a request do not hold the shutdown up.
+	if err := ts.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if ts.Stats().OpenConnections != 0 {
+		t.Fatal("connections left open")
+	}
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Fatal("idle connection still open")
 	}
 }
 
