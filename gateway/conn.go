@@ -46,7 +46,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	c.SetDeadline(s.now().Add(s.lim.HandshakeTimeout))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		s.stats.hsFailed.Add(1)
-		s.log.Debug("handshake", "err", err)
+		s.log.Debug("handshake", "client", s.hash(addr), errAttr(err))
 		return
 	}
 	s.stats.handshakes.Add(1)
@@ -112,7 +112,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 		}
 		if !w.HeaderWritten() {
 			if reason == ReasonInternal {
-				s.log.Error("handler", "host", r.Host, "path", r.Path, "client", s.hash(addr), "err", herr)
+				s.log.Error("handler", "host", r.Host, "path", r.Path, "client", s.hash(addr), errAttr(herr))
 			}
 			msg := ""
 			if ge != nil {
@@ -120,7 +120,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 			}
 			w.WriteHeader(Status(reason), metaFor(reason, msg))
 		} else {
-			s.log.Warn("response cut short", "host", r.Host, "path", r.Path, "err", herr)
+			s.log.Warn("response cut short", "host", r.Host, "path", r.Path, "client", s.hash(addr), errAttr(herr))
 		}
 	}
 	if !w.HeaderWritten() {

@@ -2,17 +2,21 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -592,4 +596,74 @@ func TestCloseNotifySent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read to end: %v (no close_notify?)", err)
 	}
+}
+
+// TestLogsNeverHoldClientAddresses drives requests that log at every level
+// (debug handshake failures, warnings for clients that vanish mid-response,
+// info request lines) and checks the log names clients by hash only.
+func TestLogsNeverHoldClientAddresses(t *testing.T) {
+	var logs syncBuffer
+	hasher := hashFunc(func(a netip.Addr) string { return "h:" + strconv.Itoa(len(a.String())) })
+	big := HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) error {
+		w.WriteHeader(20, "application/octet-stream")
+		chunk := make([]byte, 64<<10)
+		for i := 0; i < 256; i++ { // 16 MiB: more than socket buffers hold
+			if _, err := w.Write(chunk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	ts := startServer(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c.Hasher = hasher
+		c.Hosts[0].Routes = append([]Route{{Prefix: "/big/", Handler: big}}, c.Hosts[0].Routes...)
+	})
+	c := client{sni: "localhost", local: "127.0.0.77"}
+	mustDo(t, c, ts.addr, "gemini://localhost/\r\n")
+	mustDo(t, c, ts.addr, "gemini://localhost/%zz\r\n")
+	// A handshake that fails: plain text instead of TLS.
+	raw := dialIdle(t, ts.addr, "127.0.0.77")
+	io.WriteString(raw, "GET / HTTP/1.0\r\n\r\n")
+	io.ReadAll(raw)
+	// A client that goes away in the middle of a large response.
+	tc, err := c.dial(ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(tc, "gemini://localhost/big/\r\n")
+	tc.Read(make([]byte, 10))
+	tc.NetConn().(*net.TCPConn).SetLinger(0)
+	tc.NetConn().Close()
+	waitFor(t, "the cut-short response to be logged", func() bool { return strings.Contains(logs.String(), "response cut short") })
+	waitFor(t, "the failed handshake to be logged", func() bool { return strings.Contains(logs.String(), `"msg":"handshake"`) })
+	out := logs.String()
+	if strings.Contains(out, "127.0.0.77") {
+		t.Fatalf("a raw client address reached the log:\n%s", out)
+	}
+	if !strings.Contains(out, `"client":"h:10"`) {
+		t.Fatalf("requests are not logged with the client hash:\n%s", out)
+	}
+}
+
+type hashFunc func(netip.Addr) string
+
+func (f hashFunc) HashAddr(a netip.Addr) string { return f(a) }
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
