@@ -10,24 +10,24 @@ type Reason uint8
 // The reasons a request can be refused. Their names are stable: they appear
 // in logs, metrics and audit events.
 const (
-	ReasonNone             Reason = iota // allowed
-	ReasonAccessDenied                   // static deny list or default-deny policy
-	ReasonBanned                         // an active ban on the client
-	ReasonRateLimited                    // soft rate limit: retry later
-	ReasonRateLimitedHard                // hard rate limit: dropped at accept
-	ReasonConnLimit                      // total or per-IP connection cap
-	ReasonCertRequired                   // route needs a client certificate
-	ReasonCertNotAuthorized              // certificate not allowed here (fingerprint list, TOFU owner)
-	ReasonCertInvalid                    // certificate expired or not yet valid
-	ReasonBadRequest                     // malformed request line or URL
-	ReasonProxyRefused                   // other scheme, host or port
-	ReasonNotFound                       // no such document
-	ReasonUpstreamError                  // upstream unreachable, timed out, or misbehaved
-	ReasonUpstreamUntrusted              // upstream certificate does not match its pin
-	ReasonTooLarge                       // Titan upload larger than allowed
-	ReasonUploadsRefused                 // route takes no Titan uploads
-	ReasonUnavailable                    // a dependency (pin store, …) failed; try again
-	ReasonInternal                       // a bug or I/O error on our side
+	ReasonNone              Reason = iota // allowed
+	ReasonAccessDenied                    // static deny list or default-deny policy
+	ReasonBanned                          // an active ban on the client
+	ReasonRateLimited                     // soft rate limit: retry later
+	ReasonRateLimitedHard                 // hard rate limit: dropped at accept
+	ReasonConnLimit                       // total or per-IP connection cap
+	ReasonCertRequired                    // route needs a client certificate
+	ReasonCertNotAuthorized               // certificate not allowed here (fingerprint list, TOFU owner)
+	ReasonCertInvalid                     // certificate expired or not yet valid
+	ReasonBadRequest                      // malformed request line or URL
+	ReasonProxyRefused                    // other scheme, host or port
+	ReasonNotFound                        // no such document
+	ReasonUpstreamError                   // upstream unreachable, timed out, or misbehaved
+	ReasonUpstreamUntrusted               // upstream certificate does not match its pin
+	ReasonTooLarge                        // Titan upload larger than allowed
+	ReasonUploadsRefused                  // route takes no Titan uploads
+	ReasonUnavailable                     // a dependency (pin store, …) failed; try again
+	ReasonInternal                        // a bug or I/O error on our side
 	reasonCount
 )
 
@@ -78,5 +78,5 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Errorf-free constructor kept allocation-light for the hot path.
+// newError returns an *Error for r with a client-safe message.
 func newError(r Reason, msg string) *Error { return &Error{Reason: r, Msg: msg} }
