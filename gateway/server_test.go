@@ -667,3 +667,55 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestVirtualHosts(t *testing.T) {
+	dir := t.TempDir()
+	_, bCert, bKey := genPair(t, "b.example", time.Now(), 30)
+	bCertFile, bKeyFile := writePair(t, dir, "b", bCert, bKey)
+	hostB := HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) error {
+		w.WriteHeader(20, "text/gemini")
+		_, err := io.WriteString(w, "host b "+r.Path)
+		return err
+	})
+	ts := startServer(t, func(c *Config) {
+		c.Hosts = append(c.Hosts, Host{
+			Name: "B.Example.", CertFile: bCertFile, KeyFile: bKeyFile,
+			Routes: []Route{{Prefix: "/", Handler: hostB}},
+		})
+	})
+	bc := client{sni: "b.example"}
+	tc, err := bc.dial(ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn := tc.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "b.example" {
+		t.Fatalf("SNI b.example got the certificate of %q", cn)
+	}
+	tc.Close()
+	if r := mustDo(t, bc, ts.addr, "gemini://B.EXAMPLE./x\r\n"); r.status != 20 || r.body != "host b /x" {
+		t.Fatalf("host b: %+v", r)
+	}
+	// Host A's name on host B's connection is refused, and the other way round.
+	if r := mustDo(t, bc, ts.addr, "gemini://localhost/\r\n"); r.status != 53 {
+		t.Fatalf("host a over b's handshake: %d, want 53", r.status)
+	}
+	if r := mustDo(t, client{sni: "localhost"}, ts.addr, "gemini://b.example/\r\n"); r.status != 53 {
+		t.Fatalf("host b over a's handshake: %d, want 53", r.status)
+	}
+	if r := mustDo(t, client{sni: "localhost"}, ts.addr, "gemini://localhost/y\r\n"); r.status != 20 || !strings.Contains(r.body, "path=/y") {
+		t.Fatalf("host a: %+v", r)
+	}
+}
+
+func TestTotalConnectionCap(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.Limits.MaxConns = 2 })
+	dialIdle(t, ts.addr, "127.0.0.11")
+	dialIdle(t, ts.addr, "127.0.0.12")
+	waitFor(t, "2 connections held", func() bool { return ts.Stats().OpenConnections == 2 })
+	if _, err := (client{sni: "localhost", local: "127.0.0.13"}).dial(ts.addr); err == nil {
+		t.Fatal("a third connection completed a handshake past max_conns=2")
+	}
+	if got := ts.Stats().RefusedAtAccept["conn_limit"]; got != 1 {
+		t.Fatalf("conn_limit refusals = %d, want 1", got)
+	}
+}
