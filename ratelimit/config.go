@@ -11,6 +11,9 @@ import (
 // Config.Validate returns.
 var ErrInvalidConfig = errors.New("invalid rate limit config")
 
+// maxMaxKeys bounds MaxKeys so that slab positions fit an int32.
+const maxMaxKeys = math.MaxInt32
+
 // Config holds the limiter's parameters. Start from DefaultConfig.
 type Config struct {
 	// Capacity is the bucket size in tokens: the burst a fresh client may
@@ -29,15 +32,17 @@ type Config struct {
 	IPv6Prefix int
 	// MaxKeys is the hard cap on tracked keys.
 	MaxKeys int
-	// Now returns the current time; nil means time.Now. Only differences
-	// between its results matter, so times carrying a monotonic reading
-	// (as time.Now returns) make the limiter immune to wall-clock jumps.
+	// Now returns the current time; nil (the default) means time.Now, read
+	// through time.Since so that only the monotonic clock is consulted.
+	// Only differences between its results matter, so times carrying a
+	// monotonic reading make the limiter immune to wall-clock jumps.
 	Now func() time.Time
 }
 
 // DefaultConfig returns the default configuration: 10 requests of burst,
 // 1 request per second sustained, hard limit at 3 times the capacity, IPv4
-// clients by /32, IPv6 clients by /64, at most 1<<20 keys.
+// clients by /32, IPv6 clients by /64, at most 1<<20 keys, and the system
+// clock (Now nil).
 func DefaultConfig() Config {
 	return Config{
 		Capacity:     10,
@@ -46,7 +51,6 @@ func DefaultConfig() Config {
 		IPv4Prefix:   32,
 		IPv6Prefix:   64,
 		MaxKeys:      1 << 20,
-		Now:          time.Now,
 	}
 }
 
@@ -72,8 +76,8 @@ func (c Config) Validate() error {
 	if c.IPv6Prefix < 1 || c.IPv6Prefix > 128 {
 		errs = append(errs, fieldErr("ipv6_prefix", "must be in 1..128, got %d", c.IPv6Prefix))
 	}
-	if c.MaxKeys < 1 {
-		errs = append(errs, fieldErr("max_keys", "must be >= 1, got %d", c.MaxKeys))
+	if c.MaxKeys < 1 || c.MaxKeys > maxMaxKeys {
+		errs = append(errs, fieldErr("max_keys", "must be in 1..%d, got %d", maxMaxKeys, c.MaxKeys))
 	}
 	return errors.Join(errs...)
 }

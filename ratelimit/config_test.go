@@ -29,7 +29,8 @@ func TestValidate(t *testing.T) {
 		{name: "ipv4 prefix zero", modify: func(c *Config) { c.IPv4Prefix = 0 }, want: []string{"ipv4_prefix: must be in 1..32"}},
 		{name: "ipv4 prefix 33", modify: func(c *Config) { c.IPv4Prefix = 33 }, want: []string{"ipv4_prefix: "}},
 		{name: "ipv6 prefix 129", modify: func(c *Config) { c.IPv6Prefix = 129 }, want: []string{"ipv6_prefix: must be in 1..128"}},
-		{name: "max keys zero", modify: func(c *Config) { c.MaxKeys = 0 }, want: []string{"max_keys: must be >= 1"}},
+		{name: "max keys zero", modify: func(c *Config) { c.MaxKeys = 0 }, want: []string{"max_keys: must be in 1.."}},
+		{name: "max keys too many", modify: func(c *Config) { c.MaxKeys = maxMaxKeys; c.MaxKeys++ }, want: []string{"max_keys: "}},
 		{name: "all reported", modify: func(c *Config) { *c = Config{} }, want: []string{
 			"capacity: ", "refill_per_sec: ", "hard_factor: ", "ipv4_prefix: ", "ipv6_prefix: ", "max_keys: ",
 		}},

@@ -51,7 +51,7 @@
 // # Memory and concurrency
 //
 // The table never holds more than MaxKeys keys (1<<20 by default; a
-// million keys take about 100 bytes each, under 100 MiB of heap). When a new key arrives at a full table, a bucket that has
+// million keys take about 80 bytes each, under 80 MiB of heap). When a new key arrives at a full table, a bucket that has
 // refilled to full is evicted first (it is indistinguishable from an absent
 // key apart from its violation count); otherwise the least recently seen key
 // among a random sample of the shard is evicted, as in Redis' approximate
@@ -60,9 +60,10 @@
 // whose tables outgrew their contents; the node calls it periodically.
 //
 // A Limiter is safe for concurrent use. The table is split into up to 256
-// shards, each a mutex and a map of pointer-free values (which the garbage
-// collector does not scan). Allow does not allocate, apart from the map's own
-// amortised growth while the table fills.
+// shards, each a mutex, a map from key to slab position and a slab of
+// buckets, none holding pointers (so the garbage collector does not scan
+// them). Allow on a known key is one map lookup and an in-place update; it
+// does not allocate, apart from amortised growth while the table fills.
 //
 // Time comes from Config.Now and is measured as a monotonic duration since
 // the limiter was created, so a wall-clock jump neither refills nor drains

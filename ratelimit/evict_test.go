@@ -43,11 +43,7 @@ func TestMaxKeysUnderRotation(t *testing.T) {
 			if n := l.Len(); n > tc.maxKeys || n == 0 {
 				t.Fatalf("Len() = %d, want 1..%d", n, tc.maxKeys)
 			}
-			for i := range l.shards {
-				if s := &l.shards[i]; len(s.m) > s.limit {
-					t.Fatalf("shard %d holds %d > its limit %d", i, len(s.m), s.limit)
-				}
-			}
+			checkShards(t, l)
 		})
 	}
 }
@@ -196,13 +192,17 @@ func TestSweepShrinks(t *testing.T) {
 			keep := netip.MustParseAddr("192.0.2.99")
 			allowN(t, l, keep, 20) // still in debt after the sweep below
 			clk.Advance(5 * time.Second)
-			before := reflect.ValueOf(l.shards[0].m).UnsafePointer()
+			before := reflect.ValueOf(l.shards[0].index).UnsafePointer()
 			if got, want := l.Sweep(), int(tc.keys); got != want {
 				t.Fatalf("Sweep() = %d, want %d", got, want)
 			}
-			rebuilt := reflect.ValueOf(l.shards[0].m).UnsafePointer() != before
+			rebuilt := reflect.ValueOf(l.shards[0].index).UnsafePointer() != before
 			if rebuilt != tc.wantRebuilt {
 				t.Errorf("map rebuilt = %v, want %v", rebuilt, tc.wantRebuilt)
+			}
+			checkShards(t, l)
+			if rebuilt && (cap(l.shards[0].entries) != 1 || len(l.shards[0].free) != 0) {
+				t.Errorf("rebuilt slab has cap %d and %d free positions, want 1 and 0", cap(l.shards[0].entries), len(l.shards[0].free))
 			}
 			if v := l.Violations(keep); v != 10 || l.Len() != 1 {
 				t.Errorf("kept key has %d violations, Len() = %d, want 10 and 1", v, l.Len())

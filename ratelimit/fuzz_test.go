@@ -86,6 +86,7 @@ func FuzzAllow(f *testing.F) {
 			if n := l.Len(); n > cfg.MaxKeys {
 				t.Fatalf("Len() = %d > MaxKeys %d", n, cfg.MaxKeys)
 			}
+			checkShards(t, l)
 		}
 	})
 }
@@ -131,8 +132,8 @@ func checkNoFullBucket(t *testing.T, l *Limiter) {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		for k, e := range s.m {
-			if l.b.full(e, now) {
+		for k, i := range s.index {
+			if l.b.full(s.entries[i], now) {
 				s.mu.Unlock()
 				t.Fatalf("full bucket %v survived Sweep", k)
 			}

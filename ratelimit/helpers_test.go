@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -47,8 +48,51 @@ func (l *Limiter) peek(addr netip.Addr) (entry, bool) {
 	s := l.shardOf(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.m[k]
-	return e, ok
+	if e := s.lookup(k); e != nil {
+		return *e, true
+	}
+	return entry{}, false
+}
+
+// checkShards fails unless every shard's index, slab and free list agree
+// and stay within the shard's limit.
+func checkShards(t testing.TB, l *Limiter) {
+	t.Helper()
+	for n := range l.shards {
+		s := &l.shards[n]
+		s.mu.Lock()
+		err := s.check()
+		s.mu.Unlock()
+		if err != "" {
+			t.Fatalf("shard %d: %s", n, err)
+		}
+	}
+}
+
+// check returns what is wrong with s, or "". The caller holds s.mu.
+func (s *shardState) check() string {
+	switch {
+	case len(s.index) > s.limit:
+		return fmt.Sprintf("%d keys > limit %d", len(s.index), s.limit)
+	case len(s.entries) > s.limit:
+		return fmt.Sprintf("%d slab entries > limit %d", len(s.entries), s.limit)
+	case len(s.index)+len(s.free) != len(s.entries):
+		return fmt.Sprintf("%d keys + %d free != %d slab entries", len(s.index), len(s.free), len(s.entries))
+	}
+	used := make(map[int32]bool, len(s.entries))
+	for _, i := range s.index {
+		used[i] = true
+	}
+	for _, i := range s.free {
+		if used[i] {
+			return fmt.Sprintf("position %d both used and free", i)
+		}
+		used[i] = true
+	}
+	if len(used) != len(s.entries) {
+		return fmt.Sprintf("%d distinct positions for %d slab entries", len(used), len(s.entries))
+	}
+	return ""
 }
 
 // allowN calls Allow n times and returns the last result.

@@ -28,22 +28,21 @@ const v4MappedPrefix = 0xffff << 32
 // v6bits. The zone is dropped. Prefix lengths outside 0..32 and 0..128 are
 // clamped. All invalid addresses share one key.
 func KeyOf(addr netip.Addr, v4bits, v6bits int) Key {
-	addr = addr.Unmap()
-	switch {
-	case addr.Is4():
-		a := addr.As4()
-		v := binary.BigEndian.Uint32(a[:])
-		return Key{lo: v4MappedPrefix | uint64(v&mask32(v4bits))}
-	case addr.Is6():
-		a := addr.As16()
-		hi := binary.BigEndian.Uint64(a[:8])
-		lo := binary.BigEndian.Uint64(a[8:])
-		if v6bits <= 64 {
-			return Key{hi: hi & mask64(v6bits)}
-		}
-		return Key{hi: hi, lo: lo & mask64(v6bits-64)}
-	default:
+	if !addr.IsValid() {
 		return invalidKey
+	}
+	// As16 gives IPv4 addresses in their IPv4-mapped form, so IPv4 and
+	// IPv4-mapped IPv6 addresses look alike from here on.
+	a := addr.As16()
+	hi := binary.BigEndian.Uint64(a[:8])
+	lo := binary.BigEndian.Uint64(a[8:])
+	switch {
+	case hi == 0 && lo>>32 == 0xffff:
+		return Key{lo: v4MappedPrefix | uint64(uint32(lo)&mask32(v4bits))}
+	case v6bits <= 64:
+		return Key{hi: hi & mask64(v6bits)}
+	default:
+		return Key{hi: hi, lo: lo & mask64(v6bits-64)}
 	}
 }
 

@@ -162,9 +162,13 @@ func TestRetryAfter(t *testing.T) {
 }
 
 func TestRetryAfterSeconds(t *testing.T) {
+	var maxSeconds int64 = math.MaxInt64/int64(time.Second) + 1 // 9223372037
+	if maxSeconds > math.MaxInt {
+		maxSeconds = math.MaxInt // saturated on 32-bit platforms
+	}
 	tests := []struct {
 		d    time.Duration
-		want int
+		want int64
 	}{
 		{0, 0},
 		{time.Nanosecond, 1},
@@ -173,10 +177,10 @@ func TestRetryAfterSeconds(t *testing.T) {
 		{time.Second + time.Nanosecond, 2},
 		{2 * time.Second, 2},
 		{90 * time.Second, 90},
-		{math.MaxInt64, int(math.MaxInt64/time.Second) + 1},
+		{math.MaxInt64, maxSeconds},
 	}
 	for _, tc := range tests {
-		if got := (Result{Verdict: Soft, RetryAfter: tc.d}).RetryAfterSeconds(); got != tc.want {
+		if got := (Result{Verdict: Soft, RetryAfter: tc.d}).RetryAfterSeconds(); int64(got) != tc.want {
 			t.Errorf("RetryAfterSeconds(%v) = %d, want %d", tc.d, got, tc.want)
 		}
 	}
@@ -280,7 +284,7 @@ func TestViolationsSaturate(t *testing.T) {
 	l, _ := newTestLimiter(t, DefaultConfig())
 	k := KeyOf(client, 32, 64)
 	s := l.shardOf(k)
-	s.m[k] = entry{tokens: -30, violations: math.MaxUint32 - 1}
+	s.insert(k, entry{tokens: -30, violations: math.MaxUint32 - 1}, &l.b, 0)
 	allowN(t, l, client, 3)
 	if got := l.Violations(client); got != math.MaxUint32 {
 		t.Errorf("Violations = %d, want %d", got, uint32(math.MaxUint32))
@@ -317,7 +321,9 @@ func TestVerdictString(t *testing.T) {
 
 func TestDefaultClock(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Now = nil
+	if cfg.Now != nil {
+		t.Fatal("DefaultConfig().Now is set; nil selects the fast monotonic clock")
+	}
 	l, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

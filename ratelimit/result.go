@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"math"
 	"strconv"
 	"time"
 )
@@ -56,6 +57,9 @@ func (r Result) RetryAfterSeconds() int {
 	s := r.RetryAfter / time.Second
 	if r.RetryAfter%time.Second != 0 {
 		s++
+	}
+	if s > math.MaxInt {
+		return math.MaxInt // 32-bit platforms
 	}
 	return int(s)
 }
