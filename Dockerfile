@@ -1,8 +1,11 @@
-# The image holds only the static binary: no registry is needed to build it
-# beyond the local Go toolchain, and nothing but chimalli runs inside.
-# Build the binary first: make build  (CGO_ENABLED=0, static)
+# The image holds only the static binary: FROM scratch, so building it needs
+# no registry, and nothing but chimalli runs inside. Build with `make docker`
+# (it builds bin/chimalli with CGO_ENABLED=0 and the empty bin/.data first).
 FROM scratch
 COPY bin/chimalli /chimalli
+# /data belongs to the unprivileged user, so a named volume mounted there
+# inherits that owner. Keys and pins are written 0600 inside it.
+COPY --chown=65532:65532 bin/.data/ /data/
 USER 65532:65532
 WORKDIR /data
 EXPOSE 1965
