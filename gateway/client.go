@@ -85,6 +85,10 @@ type Client struct {
 	Pins tofu.Store
 	// Now stamps new pins; nil means time.Now.
 	Now func() time.Time
+	// SessionCache, when set, resumes TLS sessions with servers seen
+	// before. The pin check still runs on a resumed connection, against
+	// the certificate of the session's original, full handshake.
+	SessionCache tls.ClientSessionCache
 }
 
 // Response is a Gemini response. Expired or not-yet-valid server
@@ -223,6 +227,7 @@ func (c *Client) tlsConfig(ctx context.Context, sni string, key tofu.PinKey, v *
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         sni,
 		InsecureSkipVerify: true, // TOFU: verified by VerifyConnection
+		ClientSessionCache: c.SessionCache,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			v.err = c.verify(ctx, key, cs, v)
 			return v.err

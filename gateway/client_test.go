@@ -45,6 +45,7 @@ type upstreamConn struct {
 	sni        string            // TLS server name
 	clientCert *x509.Certificate // client certificate, if any
 	err        error             // handshake or read error
+	resumed    bool              // the TLS session was resumed
 }
 
 // testUpstream is a small Gemini (or plain TCP) server on loopback. serve
@@ -60,6 +61,7 @@ type testUpstream struct {
 	wg    sync.WaitGroup
 	serve func(c net.Conn, br *bufio.Reader, line string)
 	raw   func(c net.Conn) // when set, replaces TLS + line reading entirely
+	tls   *tls.Config      // shared by every connection, so sessions can resume
 }
 
 // startUpstream starts a TLS Gemini upstream presenting cert. Each
@@ -89,13 +91,21 @@ func newTestUpstream(t *testing.T) *testUpstream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testUpstream{
+	u := &testUpstream{
 		addr: ln.Addr().String(),
 		port: ln.Addr().(*net.TCPAddr).Port,
 		seen: make(chan upstreamConn, 64),
 		done: make(chan struct{}),
 		ln:   ln,
 	}
+	u.tls = &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequestClientCert,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return u.cert.Load(), nil
+		},
+	}
+	return u
 }
 
 func (u *testUpstream) run(t *testing.T) {
@@ -130,20 +140,14 @@ func (u *testUpstream) run(t *testing.T) {
 }
 
 func (u *testUpstream) handle(raw net.Conn) {
-	tc := tls.Server(raw, &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		ClientAuth: tls.RequestClientCert,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return u.cert.Load(), nil
-		},
-	})
+	tc := tls.Server(raw, u.tls)
 	raw.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.Handshake(); err != nil {
 		u.seen <- upstreamConn{err: err}
 		return
 	}
 	cs := tc.ConnectionState()
-	seen := upstreamConn{sni: cs.ServerName}
+	seen := upstreamConn{sni: cs.ServerName, resumed: cs.DidResume}
 	if len(cs.PeerCertificates) > 0 {
 		seen.clientCert = cs.PeerCertificates[0]
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +65,11 @@ type proxy struct {
 	readTO    time.Duration
 	bufs      *bufferPool
 }
+
+// upstreamSessionCacheSize bounds the TLS sessions a proxy keeps for its
+// upstream; one upstream server needs few, but many concurrent requests
+// each take one ticket.
+const upstreamSessionCacheSize = 256
 
 // NewProxy returns a handler forwarding allowed requests to cfg.Upstream.
 //
@@ -159,6 +165,9 @@ func NewProxy(cfg ProxyConfig) (Handler, error) {
 			ReadTimeout:    p.readTO,
 			Pins:           cfg.Pins,
 			Now:            cfg.Now,
+			// Resume TLS sessions with the upstream: a resumed handshake
+			// skips the certificate signature and key exchange on both sides.
+			SessionCache: tls.NewLRUClientSessionCache(upstreamSessionCacheSize),
 		}
 	}
 	return p, nil

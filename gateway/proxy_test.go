@@ -89,6 +89,41 @@ func TestProxyRelaysStatus(t *testing.T) {
 	}
 }
 
+// TestProxyResumesUpstreamSessions checks that the proxy resumes TLS
+// sessions with its upstream (a full handshake per request would double the
+// upstream's cost), and that a resumed connection is still pin-checked.
+func TestProxyResumesUpstreamSessions(t *testing.T) {
+	u := startUpstream(t, upstreamCert(t, "x"), answer("20 text/plain\r\nok"))
+	pins := tofu.NewMemStore()
+	h := newTestProxy(t, ProxyConfig{Upstream: "gemini://127.0.0.1:" + strconv.Itoa(u.port), SNI: "backend", Pins: pins})
+	for i := 0; i < 3; i++ {
+		var w recorder
+		if err := h.ServeGemini(context.Background(), &w, geminiRequest(t, "/x")); err != nil || w.status != 20 {
+			t.Fatalf("request %d: %d %v", i, w.status, err)
+		}
+		seen := u.next(t)
+		if want := i > 0; seen.resumed != want {
+			t.Fatalf("request %d: resumed=%v, want %v", i, seen.resumed, want)
+		}
+	}
+	// Forget the pin and pin another key: the resumed session's certificate
+	// no longer matches, so the proxy refuses even without a full handshake.
+	key := tofu.PinKey{Kind: tofu.PinUpstream, Scope: "backend:" + strconv.Itoa(u.port)}
+	if !pins.Forget(key) {
+		t.Fatalf("no pin under %v", key)
+	}
+	other := upstreamCert(t, "other")
+	if _, err := pins.Claim(context.Background(), tofu.Pin{Key: key, Identity: tofu.IdentityOf(other.Leaf), Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var w recorder
+	err := h.ServeGemini(context.Background(), &w, geminiRequest(t, "/x"))
+	var ge *Error
+	if !errors.As(err, &ge) || ge.Reason != ReasonUpstreamUntrusted {
+		t.Fatalf("after the pin changed: %v, want ReasonUpstreamUntrusted", err)
+	}
+}
+
 func TestProxyStripPrefix(t *testing.T) {
 	u := startUpstream(t, upstreamCert(t, "x"), answer("20 text/gemini\r\nok"))
 	h := newTestProxy(t, ProxyConfig{
@@ -258,7 +293,13 @@ func TestProxyUpstreamKeyChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.next(t)
+	// Another server (or the same one restarted with a new key): new
+	// certificate and new session-ticket keys, so nothing can be resumed.
+	// (A server that could resume holds the secret of a session whose
+	// certificate was checked; the pin is checked again at the next full
+	// handshake.)
 	u.cert.Store(&cert2)
+	u.tls.SetSessionTicketKeys([][32]byte{{1, 2, 3}})
 	w.reset()
 	err := h.ServeGemini(context.Background(), &w, geminiRequest(t, "/"))
 	var e *Error
