@@ -39,7 +39,11 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	  done; \
 	done
 
-docker: ## build the FROM scratch image chimalli:dev
+bench-compare: ## throughput vs molly-brown and HAProxy on loopback; writes docs/performance.md (ROUNDS, DURATION, KEX)
+	GO=$(GO) BIN=$(BIN) ./ops/benchcompare/bench-compare.sh
+
+docker: build ## build the FROM scratch image chimalli:dev
+	mkdir -p bin/.data
 	docker build -t chimalli:dev .
 
 clean:
