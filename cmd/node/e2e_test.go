@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -265,5 +266,42 @@ func TestE2EVersionAndBadConfig(t *testing.T) {
 	_, errOut, code := chimalli(t, dir, "run", "--config", cfg)
 	if code == 0 || !strings.Contains(errOut, "gateway.hosts[0].routes[0].prefix") {
 		t.Fatalf("bad config: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestE2ESIGHUPReloadsCertificate replaces the node's certificate files
+// and signals SIGHUP: new connections get the new certificate at once.
+func TestE2ESIGHUPReloadsCertificate(t *testing.T) {
+	dir := t.TempDir()
+	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	n := spawnNode(t, dir, "--listen", listen)
+	served := func() string {
+		t.Helper()
+		c, err := tls.Dial("tcp", listen, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return tofu.CertFingerprint(c.ConnectionState().PeerCertificates[0].Raw).String()
+	}
+	before := served()
+	out, errOut, code := chimalli(t, dir, "cert", "new", "--cn", "localhost", "--dns", "localhost",
+		"--out", filepath.Join("chimalli-data", "certs"), "--force")
+	if code != 0 {
+		t.Fatalf("cert new: %s", errOut)
+	}
+	want := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindString(out)
+	if want == "" || want == before {
+		t.Fatalf("new fingerprint %q (before %q)", want, before)
+	}
+	if err := n.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for served() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("still serving %s after SIGHUP, want %s", served(), want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
