@@ -622,6 +622,8 @@ func TestLogsNeverHoldClientAddresses(t *testing.T) {
 	c := client{sni: "localhost", local: "127.0.0.77"}
 	mustDo(t, c, ts.addr, "gemini://localhost/\r\n")
 	mustDo(t, c, ts.addr, "gemini://localhost/%zz\r\n")
+	mustDo(t, c, ts.addr, "titan://localhost/upload/f;size=2;token=Sesame-Token\r\nhi")
+	mustDo(t, c, ts.addr, "titan://localhost/upload/f;size=99;token=Sesame-Token\r\n")
 	// A handshake that fails: plain text instead of TLS.
 	raw := dialIdle(t, ts.addr, "127.0.0.77")
 	io.WriteString(raw, "GET / HTTP/1.0\r\n\r\n")
@@ -640,6 +642,12 @@ func TestLogsNeverHoldClientAddresses(t *testing.T) {
 	out := logs.String()
 	if strings.Contains(out, "127.0.0.77") {
 		t.Fatalf("a raw client address reached the log:\n%s", out)
+	}
+	if strings.Contains(out, "Sesame") {
+		t.Fatalf("a Titan token reached the log:\n%s", out)
+	}
+	if !strings.Contains(out, `"scheme":"titan"`) {
+		t.Fatalf("the Titan requests were not logged:\n%s", out)
 	}
 	if !strings.Contains(out, `"client":"h:10"`) {
 		t.Fatalf("requests are not logged with the client hash:\n%s", out)
