@@ -3,7 +3,6 @@ package gateway
 import (
 	"net"
 	"sync"
-	"time"
 
 	"github.com/chimalli/chimalli/ratelimit"
 )
@@ -14,6 +13,7 @@ type connTable struct {
 	mu       sync.Mutex
 	max      int
 	maxPerIP int
+	n        int // slots held, all clients
 	perIP    map[ratelimit.Key]int32
 	open     map[net.Conn]bool // true once the request line is in: the connection is busy
 }
@@ -24,16 +24,25 @@ func (t *connTable) init(max, maxPerIP int) {
 	t.open = make(map[net.Conn]bool)
 }
 
-// acquire registers c for key, or reports false when a cap is reached.
-func (t *connTable) acquire(key ratelimit.Key, c net.Conn) bool {
+// acquire takes a slot for key, or reports false when a cap is reached.
+// It needs no net.Conn, so the accept path can refuse a client over its
+// cap before making one.
+func (t *connTable) acquire(key ratelimit.Key) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.open) >= t.max || int(t.perIP[key]) >= t.maxPerIP {
+	if t.n >= t.max || int(t.perIP[key]) >= t.maxPerIP {
 		return false
 	}
+	t.n++
 	t.perIP[key]++
-	t.open[c] = false
 	return true
+}
+
+// track registers c, which holds a slot, so shutdown can reach it.
+func (t *connTable) track(c net.Conn) {
+	t.mu.Lock()
+	t.open[c] = false
+	t.mu.Unlock()
 }
 
 // markBusy records that c has a request in progress: shutdown lets it finish.
@@ -43,21 +52,26 @@ func (t *connTable) markBusy(c net.Conn) {
 	t.mu.Unlock()
 }
 
-// interruptIdle makes every connection that has no request in progress
-// (handshaking, or waiting for its request line) give up now.
-func (t *connTable) interruptIdle(now time.Time) {
+// dropIdle closes every connection that has no request in progress
+// (handshaking, or waiting for its request line). Closing, unlike an
+// expired deadline, sticks: a handshake that completes meanwhile cannot
+// set a fresh deadline and keep the connection waiting.
+func (t *connTable) dropIdle() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for c, busy := range t.open {
 		if !busy {
-			c.SetDeadline(now)
+			c.Close()
 		}
 	}
 }
 
+// release gives back key's slot and forgets c (nil when it was never
+// tracked).
 func (t *connTable) release(key ratelimit.Key, c net.Conn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.n--
 	if n := t.perIP[key]; n <= 1 {
 		delete(t.perIP, key)
 	} else {

@@ -235,7 +235,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.cancel()
 	s.ln.Close()
-	s.conns.interruptIdle(s.now())
+	s.conns.dropIdle()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -282,56 +282,83 @@ func (s *Server) pollCertificates(every time.Duration) {
 	}
 }
 
-func (s *Server) acceptLoop() {
-	defer s.wg.Done()
+// acceptConns is the portable accept loop: net.Listener.Accept, then the
+// accept-time layers on a net.Conn. acceptLoop (accept_linux.go,
+// accept_other.go) uses it for any listener it cannot accept on directly.
+func (s *Server) acceptConns() {
 	var backoff time.Duration
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
-			if s.ctx.Err() != nil {
+			if !s.acceptFailed(err, &backoff) {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
-				// Out of file descriptors and the like: back off, keep serving.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Error("accept", "err", err, "retry_in", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.ctx.Done():
-					return
-				}
-				continue
-			}
-			s.log.Error("accept loop stopped", "err", err)
-			return
+			continue
 		}
 		backoff = 0
-		s.admit(c)
+		addr := remoteAddrPort(c)
+		adm, key, refused := s.admit(addr.Addr())
+		if refused != ReasonNone {
+			refuse(c)
+			continue
+		}
+		s.serve(c, addr, key, adm)
 	}
 }
 
-// admit runs the accept-time layers on the accept goroutine: a refused
-// connection costs no goroutine and no handshake.
-func (s *Server) admit(c net.Conn) {
+// acceptFailed handles an accept error and reports whether to keep
+// accepting. Out of file descriptors and the like: close nothing, back off
+// (5 ms doubling to 1 s), keep serving. A closed listener or a cancelled
+// server ends the loop.
+func (s *Server) acceptFailed(err error, backoff *time.Duration) bool {
+	if s.ctx.Err() != nil {
+		return false
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || errors.Is(err, net.ErrClosed) {
+		s.log.Error("accept loop stopped", "err", err)
+		return false
+	}
+	*backoff = min(max(*backoff*2, 5*time.Millisecond), time.Second)
+	s.log.Error("accept", "err", err, "retry_in", *backoff)
+	select {
+	case <-time.After(*backoff):
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+// admit runs the accept-time layers and the connection caps for a client
+// at addr, on the accept goroutine and before any net.Conn, goroutine or
+// handshake exists for it. It counts the connection, and the refusal when
+// it returns a reason other than ReasonNone; on ReasonNone the caller holds
+// a slot in s.conns for key and must pass it to serve or release it.
+func (s *Server) admit(addr netip.Addr) (Admission, ratelimit.Key, Reason) {
 	s.stats.accepted.Add(1)
-	addr := remoteAddrPort(c)
-	adm := s.layers.Admit(addr.Addr(), s.now())
+	adm := s.layers.Admit(addr, s.now())
 	if adm.Reason != ReasonNone {
-		s.refuse(c, adm.Reason)
-		return
+		s.stats.refused[adm.Reason].Add(1)
+		return adm, ratelimit.Key{}, adm.Reason
 	}
-	key := ratelimit.KeyOf(addr.Addr(), 32, 64)
-	if !s.conns.acquire(key, c) {
-		s.refuse(c, ReasonConnLimit)
-		return
+	key := ratelimit.KeyOf(addr, 32, 64)
+	if !s.conns.acquire(key) {
+		s.stats.refused[ReasonConnLimit].Add(1)
+		return adm, key, ReasonConnLimit
 	}
+	return adm, key, ReasonNone
+}
+
+// serve hands an admitted connection, holding a slot for key, to its own
+// goroutine.
+func (s *Server) serve(c net.Conn, addr netip.AddrPort, key ratelimit.Key, adm Admission) {
+	s.conns.track(c)
 	s.wg.Add(1)
 	go s.serveConn(c, addr, key, adm)
 }
 
-func (s *Server) refuse(c net.Conn, r Reason) {
-	s.stats.refused[r].Add(1)
+// refuse closes a connection refused at accept.
+func refuse(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		// Reset rather than linger in TIME_WAIT: the peer is unwelcome.
 		tc.SetLinger(0)
@@ -339,14 +366,18 @@ func (s *Server) refuse(c net.Conn, r Reason) {
 	c.Close()
 }
 
+// remoteAddrPort returns c's peer address with IPv4-mapped addresses
+// unmapped; the zero AddrPort when the listener gives none.
 func remoteAddrPort(c net.Conn) netip.AddrPort {
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ap := ta.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	var ap netip.AddrPort
+	switch ra := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		ap = ra.AddrPort()
+	case nil:
+	default:
+		ap, _ = netip.ParseAddrPort(ra.String())
 	}
-	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
-
 
 var _ ResponseWriter = (*responseWriter)(nil)
