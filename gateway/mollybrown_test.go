@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,7 +47,25 @@ func startMollyBrown(t *testing.T, docroot string) (addr string) {
 		t.Fatal(err)
 	}
 
-	// A free port: molly-brown listens on all interfaces at Port.
+	// molly-brown binds every interface at Port, and has no way to be handed
+	// a socket: pick a free port, and start again on another one if some
+	// other process took it meanwhile.
+	for attempt := 1; ; attempt++ {
+		addr, err := runMollyBrown(t, bin, dir, certPath, keyPath, docroot)
+		if err == nil {
+			return addr
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("molly-brown attempt %d: %v", attempt, err)
+	}
+}
+
+// runMollyBrown starts molly-brown on a free port and waits until it
+// answers TLS with its own certificate.
+func runMollyBrown(t *testing.T, bin, dir, certPath, keyPath, docroot string) (string, error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +85,10 @@ AccessLog = %q
 ErrorLog = %q
 `, port, certPath, keyPath, docroot, filepath.Join(dir, "access.log"), errLog)
 	if err := os.WriteFile(conf, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantCert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -88,7 +111,7 @@ ErrorLog = %q
 		}
 	})
 
-	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(15 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -96,17 +119,21 @@ ErrorLog = %q
 		d := &net.Dialer{Timeout: time.Second}
 		conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
 		if err == nil {
+			same := bytes.Equal(conn.ConnectionState().PeerCertificates[0].Raw, wantCert.Certificate[0])
 			conn.Close()
-			return addr
+			if same {
+				return addr, nil
+			}
 		}
 		select {
 		case werr := <-exited:
 			exited <- werr
-			t.Fatalf("molly-brown exited: %v\n%s", werr, out.String())
+			logs, _ := os.ReadFile(errLog)
+			return "", fmt.Errorf("molly-brown exited: %v\n%s%s", werr, out.String(), logs)
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("molly-brown did not accept TLS on %s: %v", addr, err)
+			return "", fmt.Errorf("molly-brown did not accept TLS on %s: %v", addr, err)
 		}
 	}
 }

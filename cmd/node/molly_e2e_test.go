@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -33,6 +34,21 @@ func molly(t *testing.T, docroot, zoneFP string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// molly-brown binds every interface at its port: if another process
+	// took the free port meanwhile, start again on another.
+	for attempt := 1; ; attempt++ {
+		port, err := runMolly(t, bin, dir, certPath, keyPath, docroot, zoneFP)
+		if err == nil {
+			return port
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+}
+
+func runMolly(t *testing.T, bin, dir, certPath, keyPath, docroot, zoneFP string) (int, error) {
+	t.Helper()
 	port := freePort(t)
 	conf := filepath.Join(dir, "molly.conf")
 	toml := fmt.Sprintf("Port = %d\nHostname = \"localhost\"\nCertPath = %q\nKeyPath = %q\nDocBase = %q\nAccessLog = %q\nErrorLog = %q\n\n[CertificateZones]\n\"^/zone\" = [%q]\n",
@@ -41,22 +57,37 @@ func molly(t *testing.T, docroot, zoneFP string) int {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-c", conf)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	want, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
 		if err == nil {
+			ours := bytes.Equal(c.ConnectionState().PeerCertificates[0].Raw, want.Certificate[0])
 			c.Close()
-			return port
+			if ours {
+				return port, nil
+			}
+		}
+		select {
+		case <-exited:
+			return 0, fmt.Errorf("molly-brown exited: %s", out.String())
+		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("molly-brown not accepting on %s: %v", addr, err)
+			return 0, fmt.Errorf("molly-brown not accepting on %s: %v", addr, err)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
