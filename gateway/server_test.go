@@ -727,3 +727,14 @@ func TestTotalConnectionCap(t *testing.T) {
 		t.Fatalf("conn_limit refusals = %d, want 1", got)
 	}
 }
+
+func TestHandshakeTimeout(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.Limits.HandshakeTimeout = 200 * time.Millisecond })
+	c := dialIdle(t, ts.addr, "127.0.0.14") // TCP only: never sends a ClientHello
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := c.Read(make([]byte, 1))
+	if n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent client: read %d, %v; want the server to close first", n, err)
+	}
+	waitFor(t, "the failed handshake to be counted", func() bool { return ts.Stats().HandshakeFailed == 1 })
+}
