@@ -18,7 +18,7 @@ test: ## unit and loopback end-to-end tests with the race detector
 	$(GO) test -race -count=1 $(PKGS)
 
 e2e: build ## end-to-end tests of the built binary against real peers
-	CHIMALLI_E2E_BIN=$(abspath $(BIN)) $(GO) test -count=1 -run 'E2E' -v ./cmd/node/
+	E2E_CHIMALLI_BIN=$(abspath $(BIN)) $(GO) test -count=1 -run 'E2E' -v ./cmd/node/
 
 vet: ## go vet
 	$(GO) vet $(PKGS)

@@ -22,7 +22,7 @@ import (
 )
 
 // These end-to-end tests run the real chimalli binary as a user would. Set
-// CHIMALLI_E2E_BIN to test a prebuilt binary (make e2e); otherwise TestMain
+// E2E_CHIMALLI_BIN to test a prebuilt binary (make e2e); otherwise TestMain
 // builds one.
 var chimalliBin string
 
@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	chimalliBin = os.Getenv("CHIMALLI_E2E_BIN")
+	chimalliBin = os.Getenv("E2E_CHIMALLI_BIN")
 	if chimalliBin == "" {
 		dir, err := os.MkdirTemp("", "chimalli-e2e-")
 		if err != nil {
@@ -47,6 +47,18 @@ func runMain(m *testing.M) int {
 		}
 	}
 	return m.Run()
+}
+
+// hermeticEnv is the environment of the processes under test: the
+// caller's, without CHIMALLI_* variables, which would configure them.
+func hermeticEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CHIMALLI_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // nodeProc is a running `chimalli run`.
@@ -67,6 +79,7 @@ func spawnNode(t *testing.T, dir string, args ...string) *nodeProc {
 	t.Helper()
 	cmd := exec.Command(chimalliBin, append([]string{"run"}, args...)...)
 	cmd.Dir = dir
+	cmd.Env = hermeticEnv()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +152,7 @@ func chimalli(t *testing.T, dir string, args ...string) (string, string, int) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, chimalliBin, args...)
 	cmd.Dir = dir
+	cmd.Env = hermeticEnv()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
