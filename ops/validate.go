@@ -254,16 +254,21 @@ func (c *Config) validateRateLimit(v *validator) {
 			v.add(key, "must be a finite number > 0, got %v", f)
 		}
 	}
-	finitePositive("rate_limit.capacity", r.Capacity)
+	if !(r.Capacity >= 1) || math.IsInf(r.Capacity, 0) {
+		// A bucket must hold at least one request's token.
+		v.add("rate_limit.capacity", "must be a finite number >= 1, got %v", r.Capacity)
+	}
 	finitePositive("rate_limit.refill_per_sec", r.RefillPerSec)
 	if !(r.HardFactor >= 1) || math.IsInf(r.HardFactor, 0) {
 		v.add("rate_limit.hard_factor", "must be a finite number >= 1, got %v", r.HardFactor)
 	}
-	if r.IPv4Prefix < 0 || r.IPv4Prefix > 32 {
-		v.add("rate_limit.ipv4_prefix", "must be 0..32, got %d", r.IPv4Prefix)
+	// /0 would put every client into one bucket: refused, so that a
+	// missing value cannot do that silently.
+	if r.IPv4Prefix < 1 || r.IPv4Prefix > 32 {
+		v.add("rate_limit.ipv4_prefix", "must be 1..32, got %d", r.IPv4Prefix)
 	}
-	if r.IPv6Prefix < 0 || r.IPv6Prefix > 128 {
-		v.add("rate_limit.ipv6_prefix", "must be 0..128, got %d", r.IPv6Prefix)
+	if r.IPv6Prefix < 1 || r.IPv6Prefix > 128 {
+		v.add("rate_limit.ipv6_prefix", "must be 1..128, got %d", r.IPv6Prefix)
 	}
 	v.positiveInt("rate_limit.max_keys", r.MaxKeys)
 }
