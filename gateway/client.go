@@ -89,6 +89,18 @@ type Client struct {
 	// before. The pin check still runs on a resumed connection, against
 	// the certificate of the session's original, full handshake.
 	SessionCache tls.ClientSessionCache
+	// LearnKeyExchange makes the client remember, per address, a classical
+	// key exchange (X25519, P-256, …) that a server chose over the
+	// post-quantum hybrid offered by default, and offer only that group
+	// to it afterwards: a server that cannot do the hybrid gains nothing
+	// from the ML-KEM key share the client would generate every time
+	// (about a tenth of a proxy's CPU). The group was chosen in a
+	// handshake whose transcript the server signed and whose certificate
+	// passed the pin check, so it cannot be forced by someone in between.
+	// A failed handshake forgets it.
+	LearnKeyExchange bool
+
+	groups sync.Map // addr → tls.CurveID, with LearnKeyExchange
 }
 
 // Response is a Gemini response. Expired or not-yet-valid server
@@ -208,15 +220,35 @@ func (c *Client) connect(ctx context.Context, addr, sni string, key tofu.PinKey)
 		return nil, nil, netError(ctx, "dial", err)
 	}
 	v := &serverCheck{}
-	conn := tls.Client(raw, c.tlsConfig(cctx, sni, key, v))
+	cfg := c.tlsConfig(cctx, sni, key, v)
+	if g, ok := c.groups.Load(addr); ok {
+		cfg.CurvePreferences = []tls.CurveID{g.(tls.CurveID)}
+	}
+	conn := tls.Client(raw, cfg)
 	if err := conn.HandshakeContext(cctx); err != nil {
 		raw.Close()
+		c.groups.Delete(addr)
 		if v.err != nil {
 			return nil, nil, v.err
 		}
 		return nil, nil, netError(ctx, "handshake", err)
 	}
+	if c.LearnKeyExchange && cfg.CurvePreferences == nil {
+		if g := conn.ConnectionState().CurveID; classicalGroup(g) {
+			c.groups.Store(addr, g)
+		}
+	}
 	return conn, v, nil
+}
+
+// classicalGroup reports whether g is a key exchange without a
+// post-quantum component.
+func classicalGroup(g tls.CurveID) bool {
+	switch g {
+	case tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521:
+		return true
+	}
+	return false
 }
 
 // tlsConfig builds the configuration of one connection. The pin check runs

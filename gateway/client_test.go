@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -448,5 +449,69 @@ func TestClientCancelWhileWaitingForHeader(t *testing.T) {
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+// TestClientLearnsKeyExchange checks that a client with LearnKeyExchange
+// stops generating post-quantum key shares for a server that never uses
+// them, and keeps offering them to one that does.
+func TestClientLearnsKeyExchange(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		serverPref []tls.CurveID
+		secondHas  bool // the second ClientHello still offers X25519MLKEM768
+	}{
+		{"classical server", []tls.CurveID{tls.X25519}, false},
+		{"post-quantum server", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cert := upstreamCert(t, "x")
+			var mu sync.Mutex
+			var hellos [][]tls.CurveID
+			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+				Certificates:     []tls.Certificate{cert},
+				CurvePreferences: tc.serverPref,
+				GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+					mu.Lock()
+					hellos = append(hellos, h.SupportedCurves)
+					mu.Unlock()
+					return nil, nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer c.Close()
+						bufio.NewReader(c).ReadString('\n')
+						io.WriteString(c, "20 text/plain\r\nok")
+					}()
+				}
+			}()
+			c := &Client{LearnKeyExchange: true}
+			for i := 0; i < 2; i++ {
+				resp, err := c.Do(context.Background(), "gemini://"+ln.Addr().String()+"/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(hellos) != 2 || !slices.Contains(hellos[0], tls.X25519MLKEM768) {
+				t.Fatalf("hellos %v: the first must offer X25519MLKEM768", hellos)
+			}
+			if got := slices.Contains(hellos[1], tls.X25519MLKEM768); got != tc.secondHas {
+				t.Fatalf("second hello %v: offers X25519MLKEM768 = %v, want %v", hellos[1], got, tc.secondHas)
+			}
+		})
 	}
 }

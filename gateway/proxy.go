@@ -167,7 +167,8 @@ func NewProxy(cfg ProxyConfig) (Handler, error) {
 			Now:            cfg.Now,
 			// Resume TLS sessions with the upstream: a resumed handshake
 			// skips the certificate signature and key exchange on both sides.
-			SessionCache: tls.NewLRUClientSessionCache(upstreamSessionCacheSize),
+			SessionCache:     tls.NewLRUClientSessionCache(upstreamSessionCacheSize),
+			LearnKeyExchange: true,
 		}
 	}
 	return p, nil
