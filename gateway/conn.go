@@ -130,7 +130,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	w.flush()
 	s.logRequest(addr, r, w.status, reason)
 	s.stats.statuses[w.status].Add(1)
-	s.close(c, tc)
+	s.close(c, tc, len(rest) > 0 || r.Scheme == SchemeTitan)
 }
 
 // finish writes a header-only response and closes the connection.
@@ -140,13 +140,21 @@ func (s *Server) finish(c net.Conn, tc *tls.Conn, status int, meta string, addr 
 	tc.Write(appendResponseHeader(b[:0], status, meta))
 	s.stats.statuses[status].Add(1)
 	s.logRequest(addr, r, status, reason)
-	s.close(c, tc)
+	s.close(c, tc, true)
 }
 
-// close sends close_notify and FIN, waits briefly for the client to finish,
-// then lets the deferred Close release the socket.
-func (s *Server) close(c net.Conn, tc *tls.Conn) {
+// close sends close_notify and FIN. With drain it then reads what the
+// client still sends, briefly, before the deferred Close releases the
+// socket: closing a socket with unread bytes makes the kernel send a reset,
+// which can destroy the response still in flight to the client. A well-behaved
+// Gemini client sends nothing after its request line, so the successful path
+// drains only when bytes followed the line (or a Titan body may be left);
+// error answers always drain, since the client may still be sending.
+func (s *Server) close(c net.Conn, tc *tls.Conn, drain bool) {
 	tc.CloseWrite()
+	if !drain {
+		return
+	}
 	if tcp, ok := c.(*net.TCPConn); ok {
 		tcp.CloseWrite()
 	}

@@ -738,3 +738,30 @@ func TestHandshakeTimeout(t *testing.T) {
 	}
 	waitFor(t, "the failed handshake to be counted", func() bool { return ts.Stats().HandshakeFailed == 1 })
 }
+
+// TestLargeResponseArrivesWhole checks the close sequence: a response much
+// larger than the socket buffers arrives complete, whether or not the client
+// sent bytes after its request line (which the server must drain so that
+// closing does not reset the connection under the response).
+func TestLargeResponseArrivesWhole(t *testing.T) {
+	const size = 8 << 20
+	big := HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) error {
+		w.WriteHeader(20, "application/octet-stream")
+		chunk := bytes.Repeat([]byte{'x'}, 64<<10)
+		for n := 0; n < size; n += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	ts := startServer(t, func(c *Config) {
+		c.Hosts[0].Routes = append([]Route{{Prefix: "/big/", Handler: big}}, c.Hosts[0].Routes...)
+	})
+	for _, trailing := range []string{"", "unexpected bytes after the request line"} {
+		r := mustDo(t, client{sni: "localhost"}, ts.addr, "gemini://localhost/big/\r\n"+trailing)
+		if r.status != 20 || len(r.body) != size {
+			t.Fatalf("trailing %q: status %d, %d body bytes, want %d", trailing, r.status, len(r.body), size)
+		}
+	}
+}
