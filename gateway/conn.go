@@ -283,8 +283,8 @@ func (w *responseWriter) WriteHeader(status int, meta string) error {
 		return errBadHeader
 	}
 	w.wrote, w.status = true, status
-	var b [MaxRequestLine + 8]byte
-	_, err := w.bw.Write(appendResponseHeader(b[:0], status, meta))
+	// The header is formatted in the buffer's free space: no allocation.
+	_, err := w.bw.Write(appendResponseHeader(w.bw.AvailableBuffer(), status, meta))
 	return err
 }
 
