@@ -53,6 +53,11 @@ type Config struct {
 	Hasher ClientHasher
 	// Logger receives request logs at info and problems at warn/error. Nil discards.
 	Logger *slog.Logger
+	// KeyExchanges are the TLS key exchange groups the listener accepts
+	// (crypto/tls chooses among them in its own order of preference); nil
+	// means crypto/tls's default set, with the post-quantum hybrid
+	// X25519MLKEM768 preferred.
+	KeyExchanges []tls.CurveID
 	// CertReloadInterval is how often certificate files are checked for
 	// changes. Zero means 5 s; negative disables polling (ReloadCertificates
 	// still works, e.g. on SIGHUP).
@@ -144,8 +149,9 @@ func (s *Server) newTLSConfig() *tls.Config {
 		MinVersion: tls.VersionTLS12,
 		// Any client certificate is accepted at the handshake, self-signed
 		// included; validity and trust are checked per route by the layers.
-		ClientAuth:     tls.RequestClientCert,
-		GetCertificate: s.getCertificate,
+		ClientAuth:       tls.RequestClientCert,
+		GetCertificate:   s.getCertificate,
+		CurvePreferences: s.cfg.KeyExchanges,
 		// TLS 1.2 suites: forward-secret AEAD only. TLS 1.3 is preferred
 		// by crypto/tls whenever the client offers it.
 		CipherSuites: []uint16{

@@ -765,3 +765,27 @@ func TestLargeResponseArrivesWhole(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyExchanges(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		groups []tls.CurveID
+		want   tls.CurveID
+	}{
+		{"default prefers the post-quantum hybrid", nil, tls.X25519MLKEM768},
+		{"classical only", []tls.CurveID{tls.X25519, tls.CurveP256}, tls.X25519},
+		{"P-256 only", []tls.CurveID{tls.CurveP256}, tls.CurveP256},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, func(c *Config) { c.KeyExchanges = tc.groups })
+			tc2, err := client{sni: "localhost"}.dial(ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tc2.Close()
+			if got := tc2.ConnectionState().CurveID; got != tc.want {
+				t.Fatalf("negotiated %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

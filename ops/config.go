@@ -1,9 +1,11 @@
 package ops
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -50,9 +52,54 @@ type GatewayConfig struct {
 	PublicPorts []int `koanf:"public_ports"`
 	// Limits bound what one request or client may cost.
 	Limits LimitsConfig `koanf:"limits"`
+	// TLS tunes the TLS handshakes of the listener.
+	TLS TLSConfig `koanf:"tls"`
 	// Hosts are the virtual hosts; empty means the built-in welcome capsule
 	// on WelcomeHostName (see UsesWelcomeCapsule).
 	Hosts []HostConfig `koanf:"hosts"`
+}
+
+// TLSConfig tunes the listener's TLS handshakes.
+type TLSConfig struct {
+	// KeyExchanges lists the key exchange groups accepted from clients:
+	// x25519mlkem768 (post-quantum hybrid), x25519, p256, p384, p521. The
+	// TLS stack picks among them in its own order, post-quantum first.
+	// Empty means the TLS stack's default set.
+	KeyExchanges []string `koanf:"key_exchanges"`
+}
+
+// keyExchange maps a tls.key_exchanges value to its TLS group id.
+func keyExchange(name string) (tls.CurveID, bool) {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "x25519mlkem768":
+		return tls.X25519MLKEM768, true
+	case "x25519":
+		return tls.X25519, true
+	case "p256":
+		return tls.CurveP256, true
+	case "p384":
+		return tls.CurveP384, true
+	case "p521":
+		return tls.CurveP521, true
+	}
+	return 0, false
+}
+
+// CurvePreferences returns the TLS group ids of KeyExchanges, nil for the
+// default.
+func (t TLSConfig) CurvePreferences() ([]tls.CurveID, error) {
+	var out []tls.CurveID
+	for _, name := range t.KeyExchanges {
+		id, ok := keyExchange(name)
+		if !ok {
+			return nil, fmt.Errorf("unknown key exchange %q (want x25519mlkem768, x25519, p256, p384 or p521)", name)
+		}
+		if slices.Contains(out, id) {
+			return nil, fmt.Errorf("key exchange %q listed twice", name)
+		}
+		out = append(out, id)
+	}
+	return out, nil
 }
 
 // LimitsConfig bounds the resources one request or client may use.
@@ -211,6 +258,7 @@ func DefaultConfig() *Config {
 				MaxConnsPerIP:    32,
 				MaxTitanBytes:    10 * MiB,
 			},
+			TLS:   TLSConfig{KeyExchanges: []string{}},
 			Hosts: []HostConfig{},
 		},
 		Access: AccessConfig{DefaultAllow: true, Allow: []string{}, Deny: []string{}},

@@ -111,6 +111,10 @@ func (c *Config) validateGateway(v *validator) {
 		v.add("gateway.limits.max_titan_bytes", "must be > 0, got %d", l.MaxTitanBytes)
 	}
 
+	if _, err := g.TLS.CurvePreferences(); err != nil {
+		v.addErr("gateway.tls.key_exchanges", err)
+	}
+
 	names := make(map[string]string) // hostKey → key path of first use
 	for i, h := range g.Hosts {
 		validateHost(v, fmt.Sprintf("gateway.hosts[%d]", i), h, names)

@@ -122,6 +122,8 @@ func TestValidateMessages(t *testing.T) {
 		{"allow cidr", func(c *Config) { c.Access.Allow = []string{"10.0.0.0/33"} }, `access.allow[0]: invalid CIDR "10.0.0.0/33"`},
 		{"deny cidr", func(c *Config) { c.Access.Deny[2] = "2001:db8::/x" }, `access.deny[2]: invalid CIDR "2001:db8::/x"`},
 		{"deny zone", func(c *Config) { c.Access.Deny[0] = "fe80::1%eth0" }, `access.deny[0]: invalid CIDR "fe80::1%eth0": zones are not allowed`},
+		{"key exchange", func(c *Config) { c.Gateway.TLS.KeyExchanges = []string{"x25519", "x448"} }, "gateway.tls.key_exchanges: unknown key exchange \"x448\""},
+		{"key exchange twice", func(c *Config) { c.Gateway.TLS.KeyExchanges = []string{"x25519", "X25519"} }, "gateway.tls.key_exchanges: key exchange \"X25519\" listed twice"},
 		{"capacity", func(c *Config) { c.RateLimit.Capacity = 0 }, "rate_limit.capacity: must be a finite number >= 1"},
 		{"capacity below one", func(c *Config) { c.RateLimit.Capacity = 0.5 }, "rate_limit.capacity: must be a finite number >= 1"},
 		{"capacity infinite", func(c *Config) { c.RateLimit.Capacity = math.Inf(1) }, "rate_limit.capacity: must be a finite number >= 1"},

@@ -136,6 +136,10 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 	if err != nil {
 		return nil, fmt.Errorf("upstream known hosts: %w", err)
 	}
+	groups, err := cfg.Gateway.TLS.CurvePreferences()
+	if err != nil {
+		return nil, err
+	}
 	hosts, err := buildHosts(cfg, upstreamPins, n)
 	if err != nil {
 		return nil, err
@@ -158,8 +162,9 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 			Limiter: limiter,
 			Pins:    claims,
 		},
-		Hasher: hasher,
-		Logger: logger,
+		KeyExchanges: groups,
+		Hasher:       hasher,
+		Logger:       logger,
 	})
 	if err != nil {
 		return nil, err
