@@ -201,5 +201,5 @@ func hostKey(s string) string {
 	if a, err := netip.ParseAddr(t); err == nil {
 		return a.Unmap().String()
 	}
-	return normalizeHostName(s)
+	return CertName(s)
 }

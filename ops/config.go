@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/chimalli/chimalli/gateway"
 )
 
 // Config is the whole configuration of one node. Its koanf tags are the key
@@ -325,7 +327,7 @@ func (c *Config) CertFiles(h HostConfig) (cert, key string, generate bool) {
 	if h.Cert != "" || h.Key != "" {
 		return h.Cert, h.Key, false
 	}
-	base := filepath.Join(c.CertDir(), normalizeHostName(h.Name))
+	base := filepath.Join(c.CertDir(), CertName(h.Name))
 	return base + ".crt", base + ".key", true
 }
 
@@ -367,8 +369,14 @@ func (c *Config) PublicPorts(h HostConfig) []uint16 {
 	return out
 }
 
-// normalizeHostName lower-cases a host name and drops a trailing dot, so
-// that names compare the way the gateway matches them.
-func normalizeHostName(s string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
+// CertName returns the file name, without extension, of the certificate
+// generated for host: the name as the gateway normalises it (lower case,
+// no trailing dot, punycode), so every spelling of a host shares one
+// certificate. A name the gateway refuses (Validate reports it) is only
+// lower-cased.
+func CertName(host string) string {
+	if n, err := gateway.NormalizeHost(strings.TrimSpace(host)); err == nil {
+		return n
+	}
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(host)), ".")
 }

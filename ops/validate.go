@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/chimalli/chimalli/gateway"
 	"github.com/chimalli/chimalli/tofu"
 )
 
@@ -127,8 +128,10 @@ func claimName(v *validator, key, name string, names map[string]string) {
 		v.add(key, "must not be empty")
 		return
 	}
-	if err := checkHostName(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")); err != nil {
-		v.addErr(key, err)
+	// Host names are checked by the gateway's own normalisation (IDNA,
+	// LDH, lengths), the one it applies to them at start.
+	if _, err := gateway.NormalizeHost(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")); err != nil {
+		v.add(key, "invalid host name %q: %v", name, err)
 		return
 	}
 	hk := hostKey(name)
@@ -166,6 +169,10 @@ func validateHost(v *validator, key string, h HostConfig, names map[string]strin
 
 func validateRoute(v *validator, key string, r RouteConfig) {
 	if err := checkPrefix(r.Prefix); err != nil {
+		v.addErr(key+".prefix", err)
+	} else if err := gateway.ValidPrefix(r.Prefix); err != nil {
+		// The gateway's own rule (canonical, lower-case, folded), so that a
+		// prefix it would refuse at start is reported here, by key.
 		v.addErr(key+".prefix", err)
 	}
 	if (r.Docroot == "") == (r.Upstream == "") {

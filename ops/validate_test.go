@@ -86,6 +86,9 @@ func TestValidateMessages(t *testing.T) {
 		{"host bad name", func(c *Config) { c.Gateway.Hosts[1].Name = "../etc" }, `gateway.hosts[1].name: invalid host name "../etc"`},
 		{"host name with slash", func(c *Config) { c.Gateway.Hosts[1].Name = "a/b" }, `gateway.hosts[1].name: invalid host name "a/b"`},
 		{"duplicate host", func(c *Config) { c.Gateway.Hosts[1].Name = "Example.ORG." }, `gateway.hosts[1].name: duplicate host "Example.ORG."`},
+		{"duplicate host in punycode", func(c *Config) {
+			c.Gateway.Hosts[0].Name, c.Gateway.Hosts[1].Name = "bücher.example", "xn--bcher-kva.example"
+		}, `gateway.hosts[1].name: duplicate host "xn--bcher-kva.example"`},
 		{"duplicate alias", func(c *Config) { c.Gateway.Hosts[1].Aliases = []string{"www.example.org"} }, `gateway.hosts[1].aliases[0]: duplicate host "www.example.org" (already used by gateway.hosts[0].aliases[0])`},
 		{"duplicate ip alias", func(c *Config) { c.Gateway.Hosts[1].Aliases = []string{"::ffff:192.0.2.1"} }, `gateway.hosts[1].aliases[0]: duplicate host "::ffff:192.0.2.1"`},
 		{"empty alias", func(c *Config) { c.Gateway.Hosts[0].Aliases = []string{""} }, "gateway.hosts[0].aliases[0]: must not be empty"},
@@ -98,6 +101,8 @@ func TestValidateMessages(t *testing.T) {
 		{"prefix without trailing slash", func(c *Config) { c.Gateway.Hosts[0].Routes[1].Prefix = "/app" }, `gateway.hosts[0].routes[1].prefix: must end with "/"`},
 		{"prefix empty segment", func(c *Config) { c.Gateway.Hosts[0].Routes[1].Prefix = "/a//b/" }, "gateway.hosts[0].routes[1].prefix: must not contain empty segments"},
 		{"prefix dot segment", func(c *Config) { c.Gateway.Hosts[0].Routes[1].Prefix = "/a/../b/" }, "gateway.hosts[0].routes[1].prefix: must not contain dot segments"},
+		{"prefix not lower-case", func(c *Config) { c.Gateway.Hosts[0].Routes[1].Prefix = "/App/" }, "gateway.hosts[0].routes[1].prefix: invalid route prefix"},
+		{"prefix not canonical", func(c *Config) { c.Gateway.Hosts[0].Routes[1].Prefix = "/%61pp/" }, "gateway.hosts[0].routes[1].prefix: invalid route prefix"},
 		{"prefix query", func(c *Config) { c.Gateway.Hosts[0].Routes[1].Prefix = "/a?b/" }, `gateway.hosts[0].routes[1].prefix: must not contain '?'`},
 		{"prefix space", func(c *Config) { c.Gateway.Hosts[0].Routes[1].Prefix = "/a b/" }, `gateway.hosts[0].routes[1].prefix: must not contain ' '`},
 		{"duplicate prefix", func(c *Config) { c.Gateway.Hosts[0].Routes[1].Prefix = "/ADMIN/" }, `gateway.hosts[0].routes[1].prefix: duplicate prefix "/ADMIN/" (already used by gateway.hosts[0].routes[0])`},

@@ -243,22 +243,13 @@ func hostCerts(cfg *ops.Config, hc ops.HostConfig) (gateway.Host, error) {
 			}
 		}
 		var err error
-		_, certFile, keyFile, _, err = tofu.LoadOrCreateKeyPair(cfg.CertDir(), hostFileName(hc.Name), req)
+		_, certFile, keyFile, _, err = tofu.LoadOrCreateKeyPair(cfg.CertDir(), ops.CertName(hc.Name), req)
 		if err != nil {
 			return h, fmt.Errorf("host %s: certificate: %w", hc.Name, err)
 		}
 	}
 	h.CertFile, h.KeyFile = certFile, keyFile
 	return h, nil
-}
-
-// hostFileName is the base name of a generated certificate for host.
-func hostFileName(host string) string {
-	n, err := gateway.NormalizeHost(host)
-	if err != nil {
-		return host
-	}
-	return n
 }
 
 func buildRoute(cfg *ops.Config, rc ops.RouteConfig, upstreamPins tofu.Store, n *node) (gateway.Route, error) {
