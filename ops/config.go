@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chimalli/chimalli/gateway"
+	"github.com/chimalli/chimalli/ratelimit"
 )
 
 // Config is the whole configuration of one node. Its koanf tags are the key
@@ -246,31 +247,34 @@ func WelcomeHostAliases() []string { return []string{"127.0.0.1", "::1"} }
 
 // DefaultConfig returns the configuration used when nothing is set.
 func DefaultConfig() *Config {
+	// The gateway's and the limiter's own defaults, so the two layers
+	// cannot drift apart.
+	lim, rl := gateway.DefaultLimits(), ratelimit.DefaultConfig()
 	return &Config{
 		Node: NodeConfig{DataDir: DefaultDataDir},
 		Gateway: GatewayConfig{
 			Listen:      DefaultListen,
 			PublicPorts: []int{},
 			Limits: LimitsConfig{
-				MaxRequestBytes:  1024,
-				HandshakeTimeout: 5 * time.Second,
-				RequestTimeout:   5 * time.Second,
-				WriteTimeout:     30 * time.Second,
-				MaxConns:         10000,
-				MaxConnsPerIP:    32,
-				MaxTitanBytes:    10 * MiB,
+				MaxRequestBytes:  lim.MaxRequestBytes,
+				HandshakeTimeout: lim.HandshakeTimeout,
+				RequestTimeout:   lim.RequestTimeout,
+				WriteTimeout:     lim.WriteTimeout,
+				MaxConns:         lim.MaxConns,
+				MaxConnsPerIP:    lim.MaxConnsPerIP,
+				MaxTitanBytes:    ByteSize(lim.MaxTitanBytes),
 			},
 			TLS:   TLSConfig{KeyExchanges: []string{}},
 			Hosts: []HostConfig{},
 		},
 		Access: AccessConfig{DefaultAllow: true, Allow: []string{}, Deny: []string{}},
 		RateLimit: RateLimitConfig{
-			Capacity:     10,
-			RefillPerSec: 1,
-			HardFactor:   3,
-			IPv4Prefix:   32,
-			IPv6Prefix:   64,
-			MaxKeys:      1 << 20,
+			Capacity:     rl.Capacity,
+			RefillPerSec: rl.RefillPerSec,
+			HardFactor:   rl.HardFactor,
+			IPv4Prefix:   rl.IPv4Prefix,
+			IPv6Prefix:   rl.IPv6Prefix,
+			MaxKeys:      rl.MaxKeys,
 		},
 		Log: LogConfig{Level: "error", Format: "json"},
 	}
