@@ -23,6 +23,14 @@ type BanView interface {
 	Banned(addr netip.Addr, now time.Time) bool
 }
 
+// AbuseReporter receives every connection the hard rate limit refuses,
+// with the limiter's verdict, so that persistent abuse can become a ban.
+// It is called on the accept loop: it must be safe for concurrent use and
+// must not block.
+type AbuseReporter interface {
+	ReportAbuse(addr netip.Addr, res ratelimit.Result)
+}
+
 // ClientHasher turns a client address into a keyed hash that is safe to
 // log and publish. Raw client addresses never leave the node.
 type ClientHasher interface {
@@ -37,7 +45,8 @@ type Layers struct {
 	Access  *AccessList
 	Bans    BanView
 	Limiter Limiter
-	Pins    tofu.Store // client TOFU claims; required when a route uses TOFUClaim
+	Abuse   AbuseReporter // told of hard rate-limit refusals; nil: nobody
+	Pins    tofu.Store    // client TOFU claims; required when a route uses TOFUClaim
 	Now     func() time.Time
 }
 
@@ -72,6 +81,9 @@ func (l *Layers) Admit(addr netip.Addr, now time.Time) Admission {
 	}
 	res := l.Limiter.Allow(addr)
 	if res.Verdict == ratelimit.Hard {
+		if l.Abuse != nil {
+			l.Abuse.ReportAbuse(addr, res)
+		}
 		return Admission{Reason: ReasonRateLimitedHard, Limit: res}
 	}
 	return Admission{Limit: res}

@@ -46,6 +46,36 @@ func TestLayersAdmit(t *testing.T) {
 	}
 }
 
+type abuseLog struct{ got []ratelimit.Result }
+
+func (a *abuseLog) ReportAbuse(_ netip.Addr, r ratelimit.Result) { a.got = append(a.got, r) }
+
+// Only refusals by the hard rate limit are reported as abuse.
+func TestLayersAdmitReportsHardRefusals(t *testing.T) {
+	addr := netip.MustParseAddr("192.0.2.1")
+	for _, v := range []ratelimit.Verdict{ratelimit.Allow, ratelimit.Soft, ratelimit.Hard} {
+		log := &abuseLog{}
+		l := Layers{Limiter: fixedLimiter{Verdict: v, Violations: 41}, Abuse: log}
+		l.Admit(addr, time.Now())
+		want := 0
+		if v == ratelimit.Hard {
+			want = 1
+		}
+		if len(log.got) != want {
+			t.Fatalf("verdict %v: %d reports, want %d", v, len(log.got), want)
+		}
+		if want == 1 && log.got[0].Violations != 41 {
+			t.Fatalf("report carries %+v, want the limiter's result", log.got[0])
+		}
+	}
+	banned := &abuseLog{}
+	l := Layers{Bans: banSet{addr: true}, Limiter: fixedLimiter{Verdict: ratelimit.Hard}, Abuse: banned}
+	l.Admit(addr, time.Now())
+	if len(banned.got) != 0 {
+		t.Fatal("a banned client must be refused before the limiter is asked, and not reported")
+	}
+}
+
 func TestLayersDecide(t *testing.T) {
 	dir := t.TempDir()
 	_, certPEM, keyPEM := genPair(t, "example.org", time.Now(), 30)

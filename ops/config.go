@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chimalli/chimalli/gateway"
+	"github.com/chimalli/chimalli/raftstore"
 	"github.com/chimalli/chimalli/ratelimit"
 )
 
@@ -29,6 +30,10 @@ type Config struct {
 	Access AccessConfig `koanf:"access"`
 	// RateLimit configures the per-node token buckets.
 	RateLimit RateLimitConfig `koanf:"rate_limit"`
+	// AutoBan turns persistent rate-limit abuse into bans.
+	AutoBan AutoBanConfig `koanf:"auto_ban"`
+	// Audit configures where the node's audit records go.
+	Audit AuditConfig `koanf:"audit"`
 	// TOFU locates the local trust stores.
 	TOFU TOFUConfig `koanf:"tofu"`
 	// Admin configures the admin socket.
@@ -208,6 +213,33 @@ type RateLimitConfig struct {
 	MaxKeys int `koanf:"max_keys"`
 }
 
+// AutoBanConfig turns persistent rate-limit abuse into bans: a client
+// refused at accept by the hard rate limit once it has Threshold
+// violations (soft and hard verdicts since its bucket was last full) is
+// banned for Duration, each further ban within a day of the last one's
+// end Escalate times longer, up to Max. A ban covers the client's rate
+// limit key (rate_limit.ipv4_prefix, rate_limit.ipv6_prefix).
+type AutoBanConfig struct {
+	// Threshold is the violation count that earns a ban; 0 disables auto-bans.
+	Threshold uint32 `koanf:"threshold"`
+	// Duration is the length of a first ban.
+	Duration time.Duration `koanf:"duration"`
+	// Escalate multiplies the length of each further ban (>= 1).
+	Escalate float64 `koanf:"escalate"`
+	// Max is the longest auto-ban.
+	Max time.Duration `koanf:"max"`
+}
+
+// AuditConfig configures the node's audit records (docs/events.md).
+type AuditConfig struct {
+	// File receives one JSON line per connection (hashed client address,
+	// never a raw one), created 0600; empty disables the file.
+	File string `koanf:"file"`
+	// Buffer bounds the records waiting to be written; beyond it records
+	// are dropped and counted, never blocking a request.
+	Buffer int `koanf:"buffer"`
+}
+
 // TOFUConfig locates the node's local trust stores.
 type TOFUConfig struct {
 	// PinsFile holds client-certificate pins; empty means <data_dir>/pins.
@@ -249,7 +281,7 @@ func WelcomeHostAliases() []string { return []string{"127.0.0.1", "::1"} }
 func DefaultConfig() *Config {
 	// The gateway's and the limiter's own defaults, so the two layers
 	// cannot drift apart.
-	lim, rl := gateway.DefaultLimits(), ratelimit.DefaultConfig()
+	lim, rl, ab := gateway.DefaultLimits(), ratelimit.DefaultConfig(), raftstore.DefaultAutoBanPolicy()
 	return &Config{
 		Node: NodeConfig{DataDir: DefaultDataDir},
 		Gateway: GatewayConfig{
@@ -276,7 +308,14 @@ func DefaultConfig() *Config {
 			IPv6Prefix:   rl.IPv6Prefix,
 			MaxKeys:      rl.MaxKeys,
 		},
-		Log: LogConfig{Level: "error", Format: "json"},
+		AutoBan: AutoBanConfig{
+			Threshold: ab.Threshold,
+			Duration:  ab.Duration,
+			Escalate:  ab.Escalate,
+			Max:       ab.Max,
+		},
+		Audit: AuditConfig{Buffer: 4096},
+		Log:   LogConfig{Level: "error", Format: "json"},
 	}
 }
 

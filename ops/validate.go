@@ -3,6 +3,7 @@ package ops
 import (
 	"errors"
 	"fmt"
+	"github.com/chimalli/chimalli/raftstore"
 	"math"
 	"strings"
 	"time"
@@ -75,6 +76,8 @@ func (c *Config) Validate() error {
 	c.validateGateway(&v)
 	c.validateAccess(&v)
 	c.validateRateLimit(&v)
+	c.validateAutoBan(&v)
+	c.validateAudit(&v)
 	c.validateAdmin(&v)
 	c.validateLog(&v)
 	return errors.Join(v.errs...)
@@ -282,6 +285,37 @@ func (c *Config) validateRateLimit(v *validator) {
 		v.add("rate_limit.ipv6_prefix", "must be 1..128, got %d", r.IPv6Prefix)
 	}
 	v.positiveInt("rate_limit.max_keys", r.MaxKeys)
+}
+
+func (c *Config) validateAutoBan(v *validator) {
+	a := c.AutoBan
+	if a.Threshold == 0 {
+		return // disabled: the other fields are not used
+	}
+	v.positive("auto_ban.duration", a.Duration)
+	if !(a.Escalate >= 1) || math.IsInf(a.Escalate, 0) {
+		v.add("auto_ban.escalate", "must be a finite number >= 1, got %v", a.Escalate)
+	}
+	if a.Max < a.Duration {
+		v.add("auto_ban.max", "must be at least auto_ban.duration (%s), got %s", a.Duration, a.Max)
+	}
+}
+
+func (c *Config) validateAudit(v *validator) {
+	v.positiveInt("audit.buffer", c.Audit.Buffer)
+}
+
+// AutoBanPolicy returns the auto-ban policy: auto_ban, covering the rate
+// limiter's client keys.
+func (c *Config) AutoBanPolicy() raftstore.AutoBanPolicy {
+	return raftstore.AutoBanPolicy{
+		Threshold:  c.AutoBan.Threshold,
+		Duration:   c.AutoBan.Duration,
+		Escalate:   c.AutoBan.Escalate,
+		Max:        c.AutoBan.Max,
+		IPv4Prefix: c.RateLimit.IPv4Prefix,
+		IPv6Prefix: c.RateLimit.IPv6Prefix,
+	}
 }
 
 func (c *Config) validateAdmin(v *validator) {

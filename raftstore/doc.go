@@ -1,7 +1,19 @@
-// Package raftstore will hold Chimalli's replicated state: hashicorp/raft
-// over a mutual-TLS stream layer, the event-sourced FSM whose events are
-// bans, access rules and TOFU pins, snapshots, and the immutable view that
-// the gateway reads lock-free (it will implement gateway.BanView and
-// tofu.Store). It arrives with the cluster-state issue; until then a node
-// keeps its pins in files (tofu.FileStore). See DESIGN.md §2.
+// Package raftstore holds Chimalli's shared enforcement state and the
+// read-only views the gateway consumes.
+//
+// The state is event-sourced: every change is a typed event with the time
+// the writer stamped on it, and the state is a deterministic fold of those
+// events, so replaying the same events gives the same state on every node.
+// Reads on the request path never take a lock: the state publishes an
+// immutable view (an atomic pointer) after each applied event.
+//
+// What exists today is the ban state: BanSet, the immutable view that
+// implements gateway.BanView; BanState, the fold of BanAdded and BanLifted
+// events; and Bans, a node-local store that turns auto-ban reports and
+// operator commands into events, applies them and publishes the view.
+// With the cluster-state issue the same events travel through
+// hashicorp/raft (a mutual-TLS stream layer, snapshots, leader forwarding)
+// instead of being applied locally, and the access rules and TOFU pins
+// join them. Until then a node keeps its pins in files (tofu.FileStore)
+// and its bans in memory. See DESIGN.md §2.
 package raftstore

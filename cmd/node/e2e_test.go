@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,11 +62,30 @@ func hermeticEnv() []string {
 	return env
 }
 
+// syncBuffer is a bytes.Buffer that a test may read while the child
+// process still writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // nodeProc is a running `chimalli run`.
 type nodeProc struct {
 	addr   string
 	banner string
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	cmd    *exec.Cmd
 	exited chan error
 	done   bool
@@ -84,7 +104,7 @@ func spawnNode(t *testing.T, dir string, args ...string) *nodeProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &nodeProc{stderr: &bytes.Buffer{}, cmd: cmd, exited: make(chan error, 1)}
+	p := &nodeProc{stderr: &syncBuffer{}, cmd: cmd, exited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

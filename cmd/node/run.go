@@ -17,6 +17,7 @@ import (
 	"github.com/chimalli/chimalli/events"
 	"github.com/chimalli/chimalli/gateway"
 	"github.com/chimalli/chimalli/ops"
+	"github.com/chimalli/chimalli/raftstore"
 	"github.com/chimalli/chimalli/ratelimit"
 	"github.com/chimalli/chimalli/tofu"
 	"github.com/spf13/cobra"
@@ -120,6 +121,16 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 	if err != nil {
 		return nil, fmt.Errorf("rate_limit: %w", err)
 	}
+	bans, err := raftstore.NewBans(raftstore.BansConfig{
+		AutoBan: cfg.AutoBanPolicy(),
+		Logger:  logger,
+		Hasher:  hasher,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auto_ban: %w", err)
+	}
+	bans.Open()
+	n.closers = append(n.closers, bans)
 	allow, err := cfg.Access.AllowPrefixes()
 	if err != nil {
 		return nil, err
@@ -159,7 +170,9 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 		},
 		Layers: gateway.Layers{
 			Access:  gateway.NewAccessList(allow, deny, cfg.Access.DefaultAllow),
+			Bans:    bans,
 			Limiter: limiter,
+			Abuse:   bans,
 			Pins:    claims,
 		},
 		KeyExchanges: groups,

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fetchFrom requests url's path from the node at addr with source address
+// src. It returns the response header line, or the error that ended the
+// exchange (a connection refused at accept ends in the handshake).
+func fetchFrom(src, addr, path string) (string, error) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "gemini://localhost%s\r\n", path); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	if err != nil && len(b) == 0 {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\r\n")
+	return line, nil
+}
+
+// A client that keeps hammering past the hard rate limit is banned: its
+// connections are closed before the handshake while other clients are
+// served, and the node logs the ban with the client's hash, never its
+// address.
+func TestE2EAutoBan(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	cfg := filepath.Join(dir, "chimalli.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`gateway: {listen: "127.0.0.1:%d"}
+rate_limit: {capacity: 2, refill_per_sec: 0.001, hard_factor: 2}
+auto_ban: {threshold: 4, duration: 1h}
+log: {level: warn, format: json}
+`, port)), 0o600)
+	p := spawnNode(t, dir, "--config", cfg)
+
+	const abuser, other = "127.0.0.9", "127.0.0.10"
+	var statuses []string
+	banned := false
+	for i := 0; i < 50 && !banned; i++ {
+		line, err := fetchFrom(abuser, p.addr, "/")
+		if err != nil {
+			statuses = append(statuses, "refused")
+		} else {
+			statuses = append(statuses, line[:2])
+		}
+		banned = strings.Contains(p.stderr.String(), `"msg":"ban added"`)
+	}
+	if !banned {
+		t.Fatalf("no ban after %d connections (%v); log:\n%s", len(statuses), statuses, p.stderr)
+	}
+	// 2 answered, 2 × 44, then refused at accept; the 2nd refusal (4th
+	// violation) earns the ban, which the node applies asynchronously, so
+	// more refusals may come before its log line shows.
+	want := "20 20 44 44 refused refused"
+	if got := strings.Join(statuses, " "); !strings.HasPrefix(got, want) || strings.Contains(strings.TrimPrefix(got, want), "4") || strings.Contains(strings.TrimPrefix(got, want), "2") {
+		t.Fatalf("statuses before the ban = %v, want %s then only refusals", statuses, want)
+	}
+	for range 3 {
+		if line, err := fetchFrom(abuser, p.addr, "/"); err == nil {
+			t.Fatalf("banned client answered: %q", line)
+		} else if !isRefusal(err) {
+			t.Fatalf("banned client: %v, want a connection closed before the handshake", err)
+		}
+	}
+	if line, err := fetchFrom(other, p.addr, "/"); err != nil || !strings.HasPrefix(line, "20") {
+		t.Fatalf("another client while one is banned: %q, %v", line, err)
+	}
+
+	logs := p.stderr.String()
+	if strings.Contains(logs, abuser) {
+		t.Fatalf("the log names the banned client's address:\n%s", logs)
+	}
+	for _, want := range []string{`"source":"auto"`, `"reason":"rate_limit"`, `"strikes":1`, `"client":"p`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("ban log lacks %s:\n%s", want, logs)
+		}
+	}
+}
+
+// isRefusal reports whether err is how a connection closed at accept looks
+// to a TLS client: a reset or EOF during the handshake.
+func isRefusal(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
+}

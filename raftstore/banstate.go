@@ -1,0 +1,169 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"time"
+)
+
+// StrikeMemory is how long an ended ban is remembered: a prefix banned
+// again within StrikeMemory of its last ban's end counts a further strike
+// (and, under the auto-ban policy, earns a longer ban).
+const StrikeMemory = 24 * time.Hour
+
+// MaxReasonLen bounds a ban's reason and source tokens.
+const MaxReasonLen = 64
+
+// BanEventKind names a ban event.
+type BanEventKind uint8
+
+const (
+	// BanAdded bans a prefix until a time (or until lifted).
+	BanAdded BanEventKind = iota + 1
+	// BanLifted ends a prefix's ban now.
+	BanLifted
+)
+
+// String returns the event's type name in the event schema.
+func (k BanEventKind) String() string {
+	switch k {
+	case BanAdded:
+		return "ban.added"
+	case BanLifted:
+		return "ban.lifted"
+	}
+	return fmt.Sprintf("ban.kind(%d)", uint8(k))
+}
+
+// BanEvent is one change to the ban list. Time is stamped by the writer
+// (the leader, in a cluster): the fold never reads a clock, so replaying
+// the same events gives the same state on every node.
+type BanEvent struct {
+	Kind   BanEventKind
+	Time   time.Time
+	Prefix netip.Prefix
+	Until  time.Time // BanAdded: when the ban ends; zero: until lifted
+	Reason string    // BanAdded: why, a short token
+	Source string    // BanAdded: "auto" or "operator"
+}
+
+// ErrInvalidEvent is returned (wrapped) by BanState.Apply for an event that
+// cannot be applied; the state is then unchanged.
+var ErrInvalidEvent = errors.New("invalid ban event")
+
+// Validate reports what is wrong with e, if anything.
+func (e BanEvent) Validate() error {
+	var errs []error
+	if e.Kind != BanAdded && e.Kind != BanLifted {
+		errs = append(errs, fmt.Errorf("kind: unknown %d", e.Kind))
+	}
+	if e.Time.IsZero() {
+		errs = append(errs, errors.New("time: missing"))
+	}
+	if !normalizePrefix(e.Prefix).IsValid() {
+		errs = append(errs, fmt.Errorf("prefix: invalid %q", e.Prefix))
+	}
+	if e.Kind == BanAdded {
+		if !e.Until.IsZero() && !e.Until.After(e.Time) {
+			errs = append(errs, errors.New("until: not after the event's time"))
+		}
+		if !validToken(e.Reason) {
+			errs = append(errs, fmt.Errorf("reason: %q is not a token of [a-z0-9_.-], 1-%d bytes", e.Reason, MaxReasonLen))
+		}
+		if !validToken(e.Source) {
+			errs = append(errs, fmt.Errorf("source: %q is not a token of [a-z0-9_.-], 1-%d bytes", e.Source, MaxReasonLen))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidEvent, errors.Join(errs...))
+}
+
+func validToken(s string) bool {
+	if s == "" || len(s) > MaxReasonLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// BanState is the ban list as a fold of ban events. It is not safe for
+// concurrent use: its owner (the local store, or the Raft FSM) serialises
+// Apply and takes a View to publish.
+type BanState struct {
+	bans map[netip.Prefix]Ban // active bans and ended ones still remembered for strikes
+}
+
+// NewBanState returns an empty state.
+func NewBanState() *BanState {
+	return &BanState{bans: map[netip.Prefix]Ban{}}
+}
+
+// Apply folds e into the state. An invalid event changes nothing and
+// returns an error wrapping ErrInvalidEvent. Ended bans are forgotten
+// StrikeMemory after their end, measured in event time.
+func (s *BanState) Apply(e BanEvent) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	s.forget(e.Time)
+	p := normalizePrefix(e.Prefix)
+	prev, seen := s.bans[p]
+	switch e.Kind {
+	case BanAdded:
+		b := Ban{Prefix: p, Since: e.Time, Until: e.Until, Reason: e.Reason, Source: e.Source, Strikes: 1}
+		if seen {
+			b.Strikes = prev.Strikes + 1
+		}
+		s.bans[p] = b
+	case BanLifted:
+		if seen && prev.ActiveAt(e.Time) {
+			prev.Until = e.Time
+			s.bans[p] = prev
+		}
+	}
+	return nil
+}
+
+// forget drops bans that ended StrikeMemory or more before now.
+func (s *BanState) forget(now time.Time) {
+	cut := now.Add(-StrikeMemory)
+	maps.DeleteFunc(s.bans, func(_ netip.Prefix, b Ban) bool {
+		return !b.Until.IsZero() && !b.Until.After(cut)
+	})
+}
+
+// Strikes returns how many bans in a row p has earned so far: 0 when it
+// has none that is active or remembered.
+func (s *BanState) Strikes(p netip.Prefix) int {
+	return s.bans[normalizePrefix(p)].Strikes
+}
+
+// Lookup returns p's ban, active or remembered.
+func (s *BanState) Lookup(p netip.Prefix) (Ban, bool) {
+	b, ok := s.bans[normalizePrefix(p)]
+	return b, ok
+}
+
+// Len returns how many bans the state holds, remembered ones included.
+func (s *BanState) Len() int { return len(s.bans) }
+
+// View returns an immutable view of the bans active at now (ended ones
+// are left out, so the view stays as small as the active list).
+func (s *BanState) View(now time.Time) *BanSet {
+	active := make([]Ban, 0, len(s.bans))
+	for _, b := range s.bans {
+		if b.ActiveAt(now) {
+			active = append(active, b)
+		}
+	}
+	return NewBanSet(active)
+}
