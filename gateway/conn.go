@@ -42,8 +42,9 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	defer s.conns.release(key, c)
 	defer c.Close()
 
+	start := s.now()
 	tc := tls.Server(c, s.tlsCfg)
-	c.SetDeadline(s.now().Add(s.lim.HandshakeTimeout))
+	c.SetDeadline(start.Add(s.lim.HandshakeTimeout))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		s.stats.hsFailed.Add(1)
 		s.log.Debug("handshake", "client", s.hash(addr), errAttr(err))
@@ -58,7 +59,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	line, rest, err := readRequestLine(tc, *bufp, s.lim.MaxRequestBytes)
 	if err != nil {
 		if errors.Is(err, errLineTooLong) {
-			s.finish(c, tc, StatusBadRequest, "request line too long", addr, nil, ReasonBadRequest)
+			s.finish(c, tc, start, StatusBadRequest, "request line too long", addr, &Request{RemoteAddr: addr}, ReasonBadRequest)
 			return
 		}
 		// A client that never completes its line (no CRLF, slowloris, or
@@ -76,7 +77,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 		if errors.As(err, &ge) {
 			reason, msg = ge.Reason, ge.Msg
 		}
-		s.finish(c, tc, Status(reason), metaFor(reason, msg), addr, r, reason)
+		s.finish(c, tc, start, Status(reason), metaFor(reason, msg), addr, r, reason)
 		return
 	}
 	r.SNI = normalizedSNI(cs.ServerName)
@@ -93,7 +94,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 		if d.Reason == ReasonRateLimited {
 			meta = strconv.Itoa(d.RetryAfter)
 		}
-		s.finish(c, tc, Status(d.Reason), meta, addr, r, d.Reason)
+		s.finish(c, tc, start, Status(d.Reason), meta, addr, r, d.Reason)
 		return
 	}
 	if r.Scheme == SchemeTitan {
@@ -131,16 +132,18 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	s.logRequest(addr, r, w.status, reason)
 	s.stats.statuses[w.status].Add(1)
 	s.close(c, tc, len(rest) > 0 || r.Scheme == SchemeTitan)
+	s.auditRequest(start, addr, r, w.status, reason, w.n)
 }
 
 // finish writes a header-only response and closes the connection.
-func (s *Server) finish(c net.Conn, tc *tls.Conn, status int, meta string, addr netip.AddrPort, r *Request, reason Reason) {
+func (s *Server) finish(c net.Conn, tc *tls.Conn, start time.Time, status int, meta string, addr netip.AddrPort, r *Request, reason Reason) {
 	c.SetWriteDeadline(s.now().Add(s.lim.WriteTimeout))
 	var b [MaxRequestLine + 8]byte
-	tc.Write(appendResponseHeader(b[:0], status, meta))
+	n, _ := tc.Write(appendResponseHeader(b[:0], status, meta))
 	s.stats.statuses[status].Add(1)
 	s.logRequest(addr, r, status, reason)
 	s.close(c, tc, true)
+	s.auditRequest(start, addr, r, status, reason, int64(n))
 }
 
 // close sends close_notify and FIN. With drain it then reads what the
@@ -258,6 +261,7 @@ type responseWriter struct {
 	status  int
 	wrote   bool
 	err     error
+	n       int64 // bytes handed to the TLS connection
 }
 
 func newResponseWriter(tc *tls.Conn, timeout time.Duration, now func() time.Time) *responseWriter {
@@ -272,7 +276,9 @@ type connWriter struct{ w *responseWriter }
 
 func (cw connWriter) Write(p []byte) (int, error) {
 	cw.w.tc.SetWriteDeadline(cw.w.now().Add(cw.w.timeout))
-	return cw.w.tc.Write(p)
+	n, err := cw.w.tc.Write(p)
+	cw.w.n += int64(n)
+	return n, err
 }
 
 func (w *responseWriter) WriteHeader(status int, meta string) error {

@@ -51,6 +51,9 @@ type Config struct {
 	Layers Layers
 	// Hasher hashes client addresses for logs. Nil disables client fields in logs.
 	Hasher ClientHasher
+	// Audit receives an Outcome per refusal at accept and per answered
+	// request. Nil audits nothing.
+	Audit AuditSink
 	// Logger receives request logs at info and problems at warn/error. Nil discards.
 	Logger *slog.Logger
 	// KeyExchanges are the TLS key exchange groups the listener accepts
@@ -342,14 +345,17 @@ func (s *Server) acceptFailed(err error, backoff *time.Duration) bool {
 // a slot in s.conns for key and must pass it to serve or release it.
 func (s *Server) admit(addr netip.Addr) (Admission, ratelimit.Key, Reason) {
 	s.stats.accepted.Add(1)
-	adm := s.layers.Admit(addr, s.now())
+	now := s.now()
+	adm := s.layers.Admit(addr, now)
 	if adm.Reason != ReasonNone {
 		s.stats.refused[adm.Reason].Add(1)
+		s.auditRefusal(addr, adm.Reason, now)
 		return adm, ratelimit.Key{}, adm.Reason
 	}
 	key := ratelimit.KeyOf(addr, 32, 64)
 	if !s.conns.acquire(key) {
 		s.stats.refused[ReasonConnLimit].Add(1)
+		s.auditRefusal(addr, ReasonConnLimit, now)
 		return adm, key, ReasonConnLimit
 	}
 	return adm, key, ReasonNone
