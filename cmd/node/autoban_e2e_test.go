@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -99,4 +100,49 @@ log: {level: warn, format: json}
 func isRefusal(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
+}
+
+// `chimalli ban add|ls|rm` drive a running node over its admin socket.
+func TestE2EBanCommands(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	p := spawnNode(t, dir, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	const client = "127.0.0.21"
+
+	if line, err := fetchFrom(client, p.addr, "/"); err != nil || !strings.HasPrefix(line, "20") {
+		t.Fatalf("before the ban: %q, %v", line, err)
+	}
+	out, errOut, code := chimalli(t, dir, "ban", "add", client, "--for", "1h", "--reason", "scanner")
+	if code != 0 || !strings.Contains(out, client+"/32") || !strings.Contains(out, "scanner") {
+		t.Fatalf("ban add: %d %q %q", code, out, errOut)
+	}
+	if line, err := fetchFrom(client, p.addr, "/"); err == nil || !isRefusal(err) {
+		t.Fatalf("banned client: %q, %v; want a refusal before the handshake", line, err)
+	}
+	if line, err := fetchFrom("127.0.0.22", p.addr, "/"); err != nil || !strings.HasPrefix(line, "20") {
+		t.Fatalf("another client: %q, %v", line, err)
+	}
+	out, _, code = chimalli(t, dir, "ban", "ls", "--json")
+	var list []struct {
+		Prefix, Source string
+		Until          *time.Time
+	}
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 1 || list[0].Prefix != client+"/32" || list[0].Source != "operator" || list[0].Until == nil {
+		t.Fatalf("ban ls --json: %d %q (%v)", code, out, err)
+	}
+	if _, errOut, code := chimalli(t, dir, "ban", "add", "not-an-address"); code == 0 || !strings.Contains(errOut, "prefix") {
+		t.Fatalf("ban add with a bad prefix: %d %q", code, errOut)
+	}
+	if out, errOut, code := chimalli(t, dir, "ban", "rm", client); code != 0 {
+		t.Fatalf("ban rm: %d %q %q", code, out, errOut)
+	}
+	if line, err := fetchFrom(client, p.addr, "/"); err != nil || !strings.HasPrefix(line, "20") {
+		t.Fatalf("after lifting: %q, %v", line, err)
+	}
+	if _, errOut, code := chimalli(t, dir, "ban", "rm", client); code == 0 || !strings.Contains(errOut, "no active ban") {
+		t.Fatalf("ban rm of a lifted ban: %d %q", code, errOut)
+	}
+	if out, _, code := chimalli(t, dir, "ban", "ls"); code != 0 || !strings.Contains(out, "no active bans") {
+		t.Fatalf("ban ls after lifting: %d %q", code, out)
+	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -10,10 +9,7 @@ import (
 )
 
 func newHealthCmd() *cobra.Command {
-	var (
-		socket, configFile string
-		timeout            time.Duration
-	)
+	af := adminFlags{timeout: 5 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "health",
 		Short: "Check that a local node is up and ready",
@@ -22,14 +18,10 @@ Exits 0 when it is, 1 otherwise. The socket is taken from --socket, else from th
 configuration (--config, CHIMALLI_* variables, defaults: ./chimalli-data/admin.sock).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if socket == "" {
-				cfg, err := ops.Load(ops.LoadOptions{File: configFile, Flags: cmd.Flags()})
-				if err != nil {
-					return err
-				}
-				socket = cfg.AdminSocket()
+			socket, ctx, cancel, err := af.resolve(cmd)
+			if err != nil {
+				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			if err := ops.CheckHealth(ctx, socket); err != nil {
 				return err
@@ -38,10 +30,6 @@ configuration (--config, CHIMALLI_* variables, defaults: ./chimalli-data/admin.s
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&socket, "socket", "", "admin socket path")
-	f.StringVarP(&configFile, "config", "c", "", "configuration file")
-	f.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for an answer")
-	ops.BindFlags(f)
+	af.bind(cmd.Flags())
 	return cmd
 }

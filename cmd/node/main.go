@@ -61,6 +61,6 @@ and fetch its front page:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newGetCmd(), newCertCmd(), newVersionCmd(), newHealthCmd(), newBenchCmd())
+	root.AddCommand(newRunCmd(), newGetCmd(), newCertCmd(), newVersionCmd(), newHealthCmd(), newBanCmd(), newBenchCmd())
 	return root
 }

@@ -189,6 +189,7 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 	n.closers = append(n.closers, sweeper(limiter, time.Minute))
 
 	n.admin = ops.NewAdmin(cfg.AdminSocket(), func() error { return nil }, logger)
+	n.admin.HandleBans(bans)
 	if err := n.admin.Open(ctx); err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}

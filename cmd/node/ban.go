@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/chimalli/chimalli/ops"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// adminFlags are the flags of every command that talks to a local node
+// over its admin socket.
+type adminFlags struct {
+	socket, configFile string
+	timeout            time.Duration
+}
+
+func (a *adminFlags) bind(f *pflag.FlagSet) {
+	if a.timeout == 0 {
+		a.timeout = 10 * time.Second
+	}
+	f.StringVar(&a.socket, "socket", "", "admin socket path (default: from the configuration)")
+	f.StringVarP(&a.configFile, "config", "c", "", "configuration file")
+	f.DurationVar(&a.timeout, "timeout", a.timeout, "how long to wait for the node")
+	ops.BindFlags(f)
+}
+
+// resolve returns the admin socket path and a context bounded by the timeout.
+func (a *adminFlags) resolve(cmd *cobra.Command) (string, context.Context, context.CancelFunc, error) {
+	socket := a.socket
+	if socket == "" {
+		cfg, err := ops.Load(ops.LoadOptions{File: a.configFile, Flags: cmd.Flags()})
+		if err != nil {
+			return "", nil, nil, err
+		}
+		socket = cfg.AdminSocket()
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
+	return socket, ctx, cancel, nil
+}
+
+func newBanCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ban",
+		Short: "List, add and lift bans on a local node",
+		Long: `Manage the bans of a node on this machine, over its admin socket.
+A banned client's connections are closed at accept, before any TLS handshake.
+Bans are kept by the node in memory; a restart clears them.`,
+	}
+	cmd.AddCommand(newBanListCmd(), newBanAddCmd(), newBanLiftCmd())
+	return cmd
+}
+
+func newBanListCmd() *cobra.Command {
+	var (
+		af     adminFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List active bans",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			socket, ctx, cancel, err := af.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			bans, err := ops.ListBans(ctx, socket)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(bans)
+			}
+			printBans(cmd.OutOrStdout(), bans, time.Now())
+			return nil
+		},
+	}
+	af.bind(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printBans(w io.Writer, bans []ops.BanEntry, now time.Time) {
+	if len(bans) == 0 {
+		fmt.Fprintln(w, "no active bans")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PREFIX\tUNTIL\tLEFT\tREASON\tSOURCE\tSTRIKES")
+	for _, b := range bans {
+		until, left := "lifted by hand", "-"
+		if b.Until != nil {
+			until = b.Until.Format(time.RFC3339)
+			left = b.Until.Sub(now).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", b.Prefix, until, left, b.Reason, b.Source, b.Strikes)
+	}
+	tw.Flush()
+}
+
+func newBanAddCmd() *cobra.Command {
+	var (
+		af     adminFlags
+		dur    time.Duration
+		reason string
+	)
+	cmd := &cobra.Command{
+		Use:   "add PREFIX",
+		Short: "Ban an address or CIDR prefix",
+		Long: `Ban an address (192.0.2.7, 2001:db8::1) or a CIDR prefix (198.51.100.0/24).
+With --for the ban ends by itself; without it, it holds until lifted.`,
+		Example: `  chimalli ban add 192.0.2.7 --for 1h
+  chimalli ban add 2001:db8:1::/48 --reason scanner`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			socket, ctx, cancel, err := af.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			req := ops.BanRequest{Prefix: args[0], Reason: reason}
+			if dur > 0 {
+				req.Duration = dur.String()
+			}
+			b, err := ops.AddBan(ctx, socket, req)
+			if err != nil {
+				return err
+			}
+			printBans(cmd.OutOrStdout(), []ops.BanEntry{b}, time.Now())
+			return nil
+		},
+	}
+	af.bind(cmd.Flags())
+	cmd.Flags().DurationVar(&dur, "for", 0, "length of the ban (default: until lifted)")
+	cmd.Flags().StringVar(&reason, "reason", "operator", "why, a short token of [a-z0-9_.-]")
+	return cmd
+}
+
+func newBanLiftCmd() *cobra.Command {
+	var af adminFlags
+	cmd := &cobra.Command{
+		Use:     "rm PREFIX",
+		Aliases: []string{"lift"},
+		Short:   "Lift a ban",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			socket, ctx, cancel, err := af.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			if err := ops.LiftBan(ctx, socket, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "lifted %s\n", args[0])
+			return nil
+		},
+	}
+	af.bind(cmd.Flags())
+	return cmd
+}
