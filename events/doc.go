@@ -7,4 +7,10 @@
 // HMAC-SHA256 of the address, truncated, prefixed with the key id so a
 // reader knows which key produced it. Until the cluster-wide rotated key
 // arrives through Raft, each process draws a random key at start.
+//
+// An AuditRecord describes one client connection: refused at accept, or
+// answered. Its JSON form (AppendJSON, ParseAuditRecord) is schema
+// AuditVersion, documented in docs/events.md; records never hold a raw
+// address or a query. An AuditLog writes records as JSON lines to the
+// node's audit file without ever blocking the request path.
 package events

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"net/netip"
+	"strings"
 	"sync"
 )
 
@@ -29,7 +30,15 @@ var ErrShortKey = errors.New("ip hash key too short")
 // for concurrent use.
 type IPHasher struct {
 	id   string
-	pool sync.Pool // of hash.Hash keyed with the key
+	pool sync.Pool // of *hashScratch
+}
+
+// hashScratch is a keyed HMAC with its input and output buffers, pooled
+// together so that hashing an address allocates only the result.
+type hashScratch struct {
+	mac hash.Hash
+	in  [16]byte
+	sum [sha256.Size]byte
 }
 
 // NewIPHasher returns a hasher for key, named id in its output.
@@ -39,7 +48,7 @@ func NewIPHasher(id string, key []byte) (*IPHasher, error) {
 	}
 	k := append([]byte(nil), key...)
 	h := &IPHasher{id: id}
-	h.pool.New = func() any { return hmac.New(sha256.New, k) }
+	h.pool.New = func() any { return &hashScratch{mac: hmac.New(sha256.New, k)} }
 	return h, nil
 }
 
@@ -58,18 +67,29 @@ func NewRandomIPHasher() (*IPHasher, error) {
 // KeyID returns the id that prefixes every hash.
 func (h *IPHasher) KeyID() string { return h.id }
 
-// HashAddr returns the keyed hash of addr.
+// HashAddr returns the keyed hash of addr. It allocates only the string
+// it returns.
 func (h *IPHasher) HashAddr(addr netip.Addr) string {
-	m := h.pool.Get().(hash.Hash)
-	m.Reset()
-	b := addr.Unmap().AsSlice()
-	m.Write(b)
-	var sum [sha256.Size]byte
-	out := m.Sum(sum[:0])
-	h.pool.Put(m)
-	buf := make([]byte, 0, len(h.id)+1+2*HashBytes)
-	buf = append(buf, h.id...)
-	buf = append(buf, ':')
-	buf = hex.AppendEncode(buf, out[:HashBytes])
-	return string(buf)
+	sc := h.pool.Get().(*hashScratch)
+	addr = addr.Unmap()
+	var in []byte
+	if addr.Is4() {
+		a4 := addr.As4()
+		in = append(sc.in[:0], a4[:]...)
+	} else if addr.IsValid() {
+		a16 := addr.As16()
+		in = append(sc.in[:0], a16[:]...)
+	}
+	sc.mac.Reset()
+	sc.mac.Write(in)
+	out := sc.mac.Sum(sc.sum[:0])
+	var hx [2 * HashBytes]byte
+	hex.Encode(hx[:], out[:HashBytes])
+	h.pool.Put(sc)
+	var b strings.Builder
+	b.Grow(len(h.id) + 1 + len(hx))
+	b.WriteString(h.id)
+	b.WriteByte(':')
+	b.Write(hx[:])
+	return b.String()
 }

@@ -155,6 +155,10 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 	if err != nil {
 		return nil, err
 	}
+	audit, err := openAudit(cfg, hasher, n)
+	if err != nil {
+		return nil, err
+	}
 	lim := cfg.Gateway.Limits
 	srv, err := gateway.New(gateway.Config{
 		Listen: cfg.Gateway.Listen,
@@ -176,6 +180,7 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 			Pins:    claims,
 		},
 		KeyExchanges: groups,
+		Audit:        audit,
 		Hasher:       hasher,
 		Logger:       logger,
 	})
@@ -209,6 +214,28 @@ func (n *node) close(ctx context.Context) error {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// openAudit opens audit.file, when set, as the gateway's audit sink. The
+// log is closed (and flushed) after the server, by n.close.
+func openAudit(cfg *ops.Config, hasher *events.IPHasher, n *node) (gateway.AuditSink, error) {
+	if cfg.Audit.File == "" {
+		return nil, nil
+	}
+	id, err := cfg.NodeID()
+	if err != nil {
+		return nil, err
+	}
+	log, err := events.OpenAuditFile(cfg.Audit.File, events.AuditLogConfig{Buffer: cfg.Audit.Buffer, Node: id})
+	if err != nil {
+		return nil, fmt.Errorf("audit.file: %w", err)
+	}
+	n.closers = append(n.closers, closerFunc(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return log.Close(ctx)
+	}))
+	return auditSink{log: log, hasher: hasher}, nil
 }
 
 // buildHosts turns the configured hosts (or the welcome capsule) into

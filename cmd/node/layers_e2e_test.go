@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chimalli/chimalli/events"
 )
 
 // fetchFrom requests url's path from the node at addr with source address
@@ -144,5 +146,75 @@ func TestE2EBanCommands(t *testing.T) {
 	}
 	if out, _, code := chimalli(t, dir, "ban", "ls"); code != 0 || !strings.Contains(out, "no active bans") {
 		t.Fatalf("ban ls after lifting: %d %q", code, out)
+	}
+}
+
+// With audit.file set the node writes one record per connection, refused
+// or answered, naming clients only by their keyed hash and paths without
+// their queries.
+func TestE2EAuditFile(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	auditPath := filepath.Join(dir, "audit.jsonl")
+	cfg := filepath.Join(dir, "chimalli.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`node: {id: edge-1}
+gateway: {listen: "127.0.0.1:%d"}
+access: {deny: ["127.0.0.31"]}
+audit: {file: %q}
+`, port, auditPath)), 0o600)
+	p := spawnNode(t, dir, "--config", cfg)
+
+	if line, err := fetchFrom("127.0.0.30", p.addr, "/?my-secret-search"); err != nil || !strings.HasPrefix(line, "20") {
+		t.Fatalf("served: %q, %v", line, err)
+	}
+	if _, err := fetchFrom("127.0.0.31", p.addr, "/"); err == nil {
+		t.Fatal("denied client answered")
+	}
+	p.stop(t) // flushes the audit log
+
+	info, err := os.Stat(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Fatalf("audit file mode %v, want 0600", info.Mode().Perm())
+	}
+	raw, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{"127.0.0.30", "127.0.0.31", "my-secret-search"} {
+		if strings.Contains(string(raw), leak) {
+			t.Fatalf("audit file holds %q:\n%s", leak, raw)
+		}
+	}
+	var recs []events.AuditRecord
+	for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		r, err := events.ParseAuditRecord([]byte(l))
+		if err != nil {
+			t.Fatalf("audit line %q: %v", l, err)
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d audit records, want 2:\n%s", len(recs), raw)
+	}
+	var served, refused *events.AuditRecord
+	for i := range recs {
+		switch recs[i].Stage {
+		case events.StageRequest:
+			served = &recs[i]
+		case events.StageAccept:
+			refused = &recs[i]
+		}
+	}
+	if served == nil || served.Status != 20 || served.Path != "/" || served.Host != "localhost" || served.Node != "edge-1" || served.Reason != "allowed" || served.Bytes == 0 {
+		t.Errorf("served record = %+v", served)
+	}
+	if refused == nil || refused.Status != 0 || refused.Reason != "access_denied" {
+		t.Errorf("refused record = %+v", refused)
+	}
+	if served != nil && refused != nil && served.Client == refused.Client {
+		t.Error("two clients share one hash")
 	}
 }
