@@ -224,7 +224,10 @@ func (c *Client) connect(ctx context.Context, addr, sni string, key tofu.PinKey)
 	if g, ok := c.groups.Load(addr); ok {
 		cfg.CurvePreferences = []tls.CurveID{g.(tls.CurveID)}
 	}
-	conn := tls.Client(raw, cfg)
+	// The client's Finished and the request line that follows it leave in
+	// one segment: the coalescing conn holds them until the first read of
+	// the response.
+	conn := tls.Client(newCoalescingConn(raw), cfg)
 	if err := conn.HandshakeContext(cctx); err != nil {
 		raw.Close()
 		c.groups.Delete(addr)

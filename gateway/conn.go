@@ -40,10 +40,14 @@ var (
 func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, adm Admission) {
 	defer s.wg.Done()
 	defer s.conns.release(key, c)
-	defer c.Close()
+	// cc holds back what TLS writes until the connection next reads or
+	// closes: the handshake flight and tickets, and a response's end with
+	// its close_notify, each leave in one segment.
+	cc := newCoalescingConn(c)
+	defer cc.Close()
 
 	start := s.now()
-	tc := tls.Server(c, s.tlsCfg)
+	tc := tls.Server(cc, s.tlsCfg)
 	c.SetDeadline(start.Add(s.lim.HandshakeTimeout))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		s.stats.hsFailed.Add(1)
@@ -59,7 +63,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	line, rest, err := readRequestLine(tc, *bufp, s.lim.MaxRequestBytes)
 	if err != nil {
 		if errors.Is(err, errLineTooLong) {
-			s.finish(c, tc, start, StatusBadRequest, "request line too long", addr, &Request{RemoteAddr: addr}, ReasonBadRequest)
+			s.finish(cc, tc, start, StatusBadRequest, "request line too long", addr, &Request{RemoteAddr: addr}, ReasonBadRequest)
 			return
 		}
 		// A client that never completes its line (no CRLF, slowloris, or
@@ -77,7 +81,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 		if errors.As(err, &ge) {
 			reason, msg = ge.Reason, ge.Msg
 		}
-		s.finish(c, tc, start, Status(reason), metaFor(reason, msg), addr, r, reason)
+		s.finish(cc, tc, start, Status(reason), metaFor(reason, msg), addr, r, reason)
 		return
 	}
 	r.SNI = normalizedSNI(cs.ServerName)
@@ -94,13 +98,17 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 		if d.Reason == ReasonRateLimited {
 			meta = strconv.Itoa(d.RetryAfter)
 		}
-		s.finish(c, tc, start, Status(d.Reason), meta, addr, r, d.Reason)
+		s.finish(cc, tc, start, Status(d.Reason), meta, addr, r, d.Reason)
 		return
 	}
 	if r.Scheme == SchemeTitan {
 		r.Body = io.LimitReader(io.MultiReader(bytes.NewReader(rest), &deadlineReader{c: tc, timeout: s.lim.RequestTimeout, now: s.now}), r.Titan.Size)
 	}
 
+	// A handler's writes go out as it makes them (a stream is never held
+	// back); its last buffered bytes are held again below, to leave with
+	// the close_notify.
+	cc.setHold(false)
 	w := newResponseWriter(tc, s.lim.WriteTimeout, s.now)
 	defer w.release()
 	herr := d.Route.Handler.ServeGemini(s.ctx, w, r)
@@ -128,10 +136,11 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 		// A handler that wrote nothing is a bug; the client still gets an answer.
 		w.WriteHeader(StatusTemporaryFailure, "no response")
 	}
+	cc.setHold(true)
 	w.flush()
 	s.logRequest(addr, r, w.status, reason)
 	s.stats.statuses[w.status].Add(1)
-	s.close(c, tc, len(rest) > 0 || r.Scheme == SchemeTitan)
+	s.close(cc, tc, len(rest) > 0 || r.Scheme == SchemeTitan)
 	s.auditRequest(start, addr, r, w.status, reason, w.n)
 }
 
@@ -158,8 +167,8 @@ func (s *Server) close(c net.Conn, tc *tls.Conn, drain bool) {
 	if !drain {
 		return
 	}
-	if tcp, ok := c.(*net.TCPConn); ok {
-		tcp.CloseWrite()
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
 	}
 	c.SetReadDeadline(s.now().Add(drainTimeout))
 	bp := drainPool.Get().(*[]byte)

@@ -158,6 +158,10 @@ func NewProxy(cfg ProxyConfig) (Handler, error) {
 			p.stripSegs = strings.Count(p.strip, "/")
 		}
 	}
+	// An upstream exchange is one request, bounded by the connect and read
+	// timeouts: TCP keep-alive would only cost four setsockopts per
+	// connection.
+	p.dialer.KeepAlive = -1
 	if p.tls {
 		p.client = &Client{
 			Dialer:         &p.dialer,
