@@ -6,7 +6,7 @@ BENCH   ?= .
 COUNT   ?= 6
 FUZZTIME ?= 30s
 
-.PHONY: help build test race e2e vet fmt-check fmt bench fuzz bench-compare docker clean
+.PHONY: help build test race e2e vet fmt-check fmt bench fuzz bench-compare bench-syscalls docker clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +41,9 @@ fuzz: ## run every fuzz target for FUZZTIME each
 
 bench-compare: ## throughput vs molly-brown and HAProxy on loopback; writes docs/performance.md (ROUNDS, DURATION, KEX)
 	GO=$(GO) BIN=$(BIN) ./ops/benchcompare/bench-compare.sh
+
+bench-syscalls: build ## system calls per request (docroot and proxy) with strace -c
+	BIN=$(BIN) ./ops/benchcompare/syscalls.sh
 
 docker: build ## build the FROM scratch image chimalli:dev
 	mkdir -p bin/.data

@@ -506,8 +506,8 @@ section() {
 		  and re-encrypted to A (\`ssl verify none sni str(localhost)\`), maxconn $HAPROXY_MAXCONN.
 		  HAProxy resumes its TLS sessions to molly-brown (its default; in TLS 1.3 a
 		  resumption still runs a key exchange and saves only the certificate
-		  signature); the gateway does a full handshake upstream for every
-		  request. HAProxy listens on
+		  signature); so does the gateway (session tickets, and it offers the
+		  upstream only the key exchange the upstream chose before). HAProxy listens on
 		  1965 and is asked for \`gemini://localhost/file.gmi\`: molly-brown refuses
 		  (53) a URL naming another port than its own, and HAProxy in TCP mode
 		  cannot rewrite the request; molly-brown accepts a URL without a port.
