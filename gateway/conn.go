@@ -317,6 +317,13 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 
 func (w *responseWriter) HeaderWritten() bool { return w.wrote }
 
+// Flush sends what the writer holds to the client now. It implements
+// Flusher.
+func (w *responseWriter) Flush() error {
+	w.flush()
+	return w.err
+}
+
 func (w *responseWriter) flush() {
 	if w.err == nil {
 		w.err = w.bw.Flush()

@@ -17,6 +17,14 @@ type ResponseWriter interface {
 	HeaderWritten() bool
 }
 
+// Flusher is implemented by a ResponseWriter that buffers: Flush sends
+// what it holds to the client now. A handler that streams (the proxy,
+// relaying a slow upstream) uses it so that the client sees each part as
+// it comes.
+type Flusher interface {
+	Flush() error
+}
+
 // Handler serves an allowed request. A handler that fails before writing a
 // header returns an *Error (or any error, taken as ReasonInternal); the
 // adapter turns it into a status. After the header is written, a returned

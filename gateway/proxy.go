@@ -210,7 +210,12 @@ func (p *proxy) ServeGemini(ctx context.Context, w ResponseWriter, r *Request) e
 	defer resp.Body.Close()
 	buf := p.bufs.get()
 	defer p.bufs.put(buf)
-	if _, err := copyContext(ctx, w, resp.Body, *buf); err != nil {
+	// An upstream may stream (a slow page, a live feed): what it sent
+	// reaches the client within streamFlushDelay, not when the buffer
+	// fills or the upstream finishes.
+	lw, stop := newLatencyWriter(w, streamFlushDelay)
+	defer stop()
+	if _, err := copyContext(ctx, lw, resp.Body, *buf); err != nil {
 		return fmt.Errorf("proxy body: %w", err)
 	}
 	return nil
