@@ -30,13 +30,12 @@ type BanSet struct {
 	byPrefix map[netip.Prefix]int64 // until, unix nanoseconds; 0: until lifted
 	v4Lens   []int                  // distinct IPv4 prefix lengths, longest first
 	v6Lens   []int
-	bans     []Ban // sorted by prefix, for listing
+	bans     []Ban // in no order; Bans sorts them
 }
 
 // NewBanSet returns a set of bans. Bans for the same prefix collapse to
 // the one that ends last.
 func NewBanSet(bans []Ban) *BanSet {
-	s := &BanSet{byPrefix: make(map[netip.Prefix]int64, len(bans))}
 	keep := make(map[netip.Prefix]Ban, len(bans))
 	for _, b := range bans {
 		p := normalizePrefix(b.Prefix)
@@ -49,22 +48,31 @@ func NewBanSet(bans []Ban) *BanSet {
 		}
 		keep[p] = b
 	}
-	for p, b := range keep {
+	unique := make([]Ban, 0, len(keep))
+	for _, b := range keep {
+		unique = append(unique, b)
+	}
+	return newBanSet(unique)
+}
+
+// newBanSet indexes bans whose prefixes are normalised and distinct, as a
+// BanState holds them.
+func newBanSet(bans []Ban) *BanSet {
+	s := &BanSet{byPrefix: make(map[netip.Prefix]int64, len(bans)), bans: bans}
+	for _, b := range bans {
 		var until int64
 		if !b.Until.IsZero() {
 			until = b.Until.UnixNano()
 		}
-		s.byPrefix[p] = until
-		if p.Addr().Is4() {
-			s.v4Lens = appendLen(s.v4Lens, p.Bits())
+		s.byPrefix[b.Prefix] = until
+		if b.Prefix.Addr().Is4() {
+			s.v4Lens = appendLen(s.v4Lens, b.Prefix.Bits())
 		} else {
-			s.v6Lens = appendLen(s.v6Lens, p.Bits())
+			s.v6Lens = appendLen(s.v6Lens, b.Prefix.Bits())
 		}
-		s.bans = append(s.bans, b)
 	}
 	slices.SortFunc(s.v4Lens, func(a, b int) int { return b - a })
 	slices.SortFunc(s.v6Lens, func(a, b int) int { return b - a })
-	slices.SortFunc(s.bans, func(a, b Ban) int { return comparePrefix(a.Prefix, b.Prefix) })
 	return s
 }
 
@@ -102,12 +110,15 @@ func (s *BanSet) Len() int {
 }
 
 // Bans returns the bans, sorted by prefix. The caller may modify the
-// returned slice.
+// returned slice. Sorting happens here, for listing, rather than when the
+// set is built on the path that publishes bans.
 func (s *BanSet) Bans() []Ban {
 	if s == nil {
 		return nil
 	}
-	return slices.Clone(s.bans)
+	out := slices.Clone(s.bans)
+	slices.SortFunc(out, func(a, b Ban) int { return comparePrefix(a.Prefix, b.Prefix) })
+	return out
 }
 
 // normalizePrefix unmaps IPv4-mapped prefixes (::ffff:a.b.c.d/120 becomes

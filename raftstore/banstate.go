@@ -165,5 +165,5 @@ func (s *BanState) View(now time.Time) *BanSet {
 			active = append(active, b)
 		}
 	}
-	return NewBanSet(active)
+	return newBanSet(active)
 }
