@@ -30,7 +30,7 @@ fmt: ## gofmt every file
 	gofmt -w $$(git ls-files '*.go')
 
 bench: ## Go benchmarks of the hot paths (COUNT runs each, for benchstat)
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./gateway/ ./ratelimit/ ./tofu/ ./events/
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./gateway/ ./ratelimit/ ./tofu/ ./events/ ./raftstore/
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@for pkg in $$($(GO) list ./...); do \
