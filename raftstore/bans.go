@@ -213,10 +213,11 @@ func (b *Bans) apply(c banCmd, now time.Time) (bool, error) {
 	if ev.Kind == BanAdded {
 		switch {
 		case c.auto:
-			if prev, ok := b.state.Lookup(ev.Prefix); ok && prev.ActiveAt(now) {
+			prev, ok := b.state.Lookup(ev.Prefix)
+			if ok && prev.ActiveAt(now) {
 				return false, nil // already banned: a report raced the view
 			}
-			ev.Until = now.Add(b.cfg.AutoBan.DurationFor(b.state.Strikes(ev.Prefix)))
+			ev.Until = now.Add(b.cfg.AutoBan.DurationFor(prev.Strikes)) // 0 strikes when absent
 		case c.dur > 0:
 			ev.Until = now.Add(c.dur)
 		}

@@ -67,3 +67,22 @@ func BenchmarkBanSetBuild(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBanStateApply is one event folded into a state holding 10,000
+// bans: the fold must not scan them all (forgetting is due only rarely).
+func BenchmarkBanStateApply(b *testing.B) {
+	s := NewBanState()
+	for i := range 10_000 {
+		var a [4]byte
+		binary.BigEndian.PutUint32(a[:], 0x0a000000+uint32(i))
+		if err := s.Apply(BanEvent{Kind: BanAdded, Time: t0, Prefix: netip.PrefixFrom(netip.AddrFrom4(a), 32), Until: t0.Add(time.Hour), Reason: "rate_limit", Source: "auto"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p := netip.MustParsePrefix("192.0.2.1/32")
+	at := t0.Add(time.Minute)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Apply(BanEvent{Kind: BanAdded, Time: at, Prefix: p, Until: at.Add(time.Hour), Reason: "rate_limit", Source: "auto"})
+	}
+}

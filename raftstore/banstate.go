@@ -100,6 +100,10 @@ func validToken(s string) bool {
 // Apply and takes a View to publish.
 type BanState struct {
 	bans map[netip.Prefix]Ban // active bans and ended ones still remembered for strikes
+	// nextForget is no later than the earliest time a ban in bans becomes
+	// forgettable (its end + StrikeMemory); zero when none has an end. It
+	// spares Apply a scan of every ban on every event.
+	nextForget time.Time
 }
 
 // NewBanState returns an empty state.
@@ -124,20 +128,44 @@ func (s *BanState) Apply(e BanEvent) error {
 			b.Strikes = prev.Strikes + 1
 		}
 		s.bans[p] = b
+		s.noteEnd(b.Until)
 	case BanLifted:
 		if seen && prev.ActiveAt(e.Time) {
 			prev.Until = e.Time
 			s.bans[p] = prev
+			s.noteEnd(prev.Until)
 		}
 	}
 	return nil
 }
 
-// forget drops bans that ended StrikeMemory or more before now.
+// noteEnd lowers nextForget for a ban ending at until.
+func (s *BanState) noteEnd(until time.Time) {
+	if until.IsZero() {
+		return
+	}
+	if f := until.Add(StrikeMemory); s.nextForget.IsZero() || f.Before(s.nextForget) {
+		s.nextForget = f
+	}
+}
+
+// forget drops bans that ended StrikeMemory or more before now. It scans
+// only when nextForget says one may be due.
 func (s *BanState) forget(now time.Time) {
+	if s.nextForget.IsZero() || now.Before(s.nextForget) {
+		return
+	}
 	cut := now.Add(-StrikeMemory)
+	s.nextForget = time.Time{}
 	maps.DeleteFunc(s.bans, func(_ netip.Prefix, b Ban) bool {
-		return !b.Until.IsZero() && !b.Until.After(cut)
+		if b.Until.IsZero() {
+			return false
+		}
+		if !b.Until.After(cut) {
+			return true
+		}
+		s.noteEnd(b.Until)
+		return false
 	})
 }
 
