@@ -81,7 +81,7 @@ func (p AutoBanPolicy) DurationFor(strikes int) time.Duration {
 
 // PrefixOf returns the prefix a ban of addr covers.
 func (p AutoBanPolicy) PrefixOf(addr netip.Addr) netip.Prefix {
-	addr = addr.Unmap().WithZone("")
+	addr = addr.Unmap() // Addr.Prefix below drops any zone
 	bits := p.IPv6Prefix
 	if addr.Is4() {
 		bits = p.IPv4Prefix

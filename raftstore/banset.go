@@ -83,7 +83,7 @@ func (s *BanSet) Banned(addr netip.Addr, now time.Time) bool {
 	if s == nil || len(s.byPrefix) == 0 || !addr.IsValid() {
 		return false
 	}
-	addr = addr.Unmap().WithZone("")
+	addr = addr.Unmap() // Addr.Prefix below drops any zone
 	lens := s.v6Lens
 	if addr.Is4() {
 		lens = s.v4Lens
@@ -117,7 +117,7 @@ func (s *BanSet) Bans() []Ban {
 		return nil
 	}
 	out := slices.Clone(s.bans)
-	slices.SortFunc(out, func(a, b Ban) int { return comparePrefix(a.Prefix, b.Prefix) })
+	slices.SortFunc(out, func(a, b Ban) int { return a.Prefix.Compare(b.Prefix) })
 	return out
 }
 
@@ -128,7 +128,7 @@ func normalizePrefix(p netip.Prefix) netip.Prefix {
 	if !p.IsValid() {
 		return netip.Prefix{}
 	}
-	a, bits := p.Addr().WithZone(""), p.Bits()
+	a, bits := p.Addr(), p.Bits() // Masked drops any zone
 	if a.Is4In6() {
 		if bits < 96 {
 			return netip.Prefix{}
@@ -153,11 +153,4 @@ func appendLen(lens []int, l int) []int {
 		return lens
 	}
 	return append(lens, l)
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }
