@@ -51,7 +51,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	c.SetDeadline(start.Add(s.lim.HandshakeTimeout))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		s.stats.hsFailed.Add(1)
-		s.log.Debug("handshake", "client", s.hash(addr), errAttr(err))
+		s.log.Debug("handshake", clientAttr(s.cfg.Hasher, addr.Addr()), errAttr(err))
 		return
 	}
 	s.stats.handshakes.Add(1)
@@ -121,7 +121,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 		}
 		if !w.HeaderWritten() {
 			if reason == ReasonInternal {
-				s.log.Error("handler", "host", r.Host, "path", r.Path, "client", s.hash(addr), errAttr(herr))
+				s.log.Error("handler", "host", r.Host, "path", r.Path, clientAttr(s.cfg.Hasher, addr.Addr()), errAttr(herr))
 			}
 			msg := ""
 			if ge != nil {
@@ -129,7 +129,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 			}
 			w.WriteHeader(Status(reason), metaFor(reason, msg))
 		} else {
-			s.log.Warn("response cut short", "host", r.Host, "path", r.Path, "client", s.hash(addr), errAttr(herr))
+			s.log.Warn("response cut short", "host", r.Host, "path", r.Path, clientAttr(s.cfg.Hasher, addr.Addr()), errAttr(herr))
 		}
 	}
 	if !w.HeaderWritten() {
@@ -180,19 +180,12 @@ func (s *Server) close(c net.Conn, tc *tls.Conn, drain bool) {
 	drainPool.Put(bp)
 }
 
-func (s *Server) hash(addr netip.AddrPort) string {
-	if s.cfg.Hasher == nil {
-		return ""
-	}
-	return s.cfg.Hasher.HashAddr(addr.Addr())
-}
-
 func (s *Server) logRequest(addr netip.AddrPort, r *Request, status int, reason Reason) {
 	ctx := context.Background()
 	if !s.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("client", s.hash(addr)), slog.Int("status", status), slog.String("reason", reason.String())}
+	attrs := []slog.Attr{clientAttr(s.cfg.Hasher, addr.Addr()), slog.Int("status", status), slog.String("reason", reason.String())}
 	if r != nil && r.Scheme != 0 {
 		attrs = append(attrs, slog.String("scheme", r.Scheme.String()), slog.String("host", r.Host), slog.String("path", r.Path))
 		if r.ClientCert != nil {
