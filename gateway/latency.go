@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"sync"
 	"time"
 )
@@ -17,7 +18,7 @@ const streamFlushDelay = 50 * time.Millisecond
 // be called before the response is finished.
 type latencyWriter struct {
 	mu      sync.Mutex
-	w       ResponseWriter
+	w       io.Writer
 	f       Flusher
 	delay   time.Duration
 	t       *time.Timer
@@ -28,7 +29,7 @@ type latencyWriter struct {
 // newLatencyWriter wraps w, whose header (and perhaps body) may already be
 // buffered: the timer starts at once. A w that cannot flush is returned
 // as is, with a no-op stop.
-func newLatencyWriter(w ResponseWriter, delay time.Duration) (ResponseWriter, func()) {
+func newLatencyWriter(w ResponseWriter, delay time.Duration) (io.Writer, func()) {
 	f, ok := w.(Flusher)
 	if !ok {
 		return w, func() {}
@@ -36,18 +37,6 @@ func newLatencyWriter(w ResponseWriter, delay time.Duration) (ResponseWriter, fu
 	lw := &latencyWriter{w: w, f: f, delay: delay, pending: true}
 	lw.t = time.AfterFunc(delay, lw.flushPending)
 	return lw, lw.stop
-}
-
-func (l *latencyWriter) WriteHeader(status int, meta string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.WriteHeader(status, meta)
-}
-
-func (l *latencyWriter) HeaderWritten() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.HeaderWritten()
 }
 
 func (l *latencyWriter) Write(p []byte) (int, error) {
