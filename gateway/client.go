@@ -388,7 +388,9 @@ func exchange(ctx context.Context, conn net.Conn, line string, body io.Reader, i
 // copyBody copies a request body to the connection with a bounded buffer,
 // telling a failure to read the body from a failure to send it.
 func copyBody(dst io.Writer, src io.Reader) (readErr, writeErr error) {
-	buf := make([]byte, copyBufferSize)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {

@@ -63,7 +63,6 @@ type proxy struct {
 	dialer    net.Dialer
 	connectTO time.Duration
 	readTO    time.Duration
-	bufs      *bufferPool
 }
 
 // upstreamSessionCacheSize bounds the TLS sessions a proxy keeps for its
@@ -96,7 +95,6 @@ func NewProxy(cfg ProxyConfig) (Handler, error) {
 		connectTO: timeoutOr(cfg.ConnectTimeout, DefaultConnectTimeout),
 		readTO:    timeoutOr(cfg.ReadTimeout, DefaultReadTimeout),
 		pp:        cfg.ProxyProtocol,
-		bufs:      newBufferPool(copyBufferSize),
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "gemini":
@@ -208,8 +206,8 @@ func (p *proxy) ServeGemini(ctx context.Context, w ResponseWriter, r *Request) e
 		return nil
 	}
 	defer resp.Body.Close()
-	buf := p.bufs.get()
-	defer p.bufs.put(buf)
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
 	// An upstream may stream (a slow page, a live feed): what it sent
 	// reaches the client within streamFlushDelay, not when the buffer
 	// fills or the upstream finishes.

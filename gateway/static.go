@@ -20,12 +20,15 @@ const indexFile = "index.gmi"
 // copyBufferSize is the size of the pooled buffers that stream bodies.
 const copyBufferSize = 32 << 10
 
+// copyBufs holds the buffers that stream bodies: files, proxied responses
+// and Titan uploads to an upstream, for every route alike.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
 var _ Handler = (*static)(nil)
 
 // static serves a file tree. See NewStatic.
 type static struct {
 	fsys fs.FS
-	bufs *bufferPool
 }
 
 // NewStatic returns a handler serving the files of fsys at their request
@@ -40,7 +43,7 @@ type static struct {
 // type comes from the file name (see contentType in mime.go). Titan uploads are
 // refused.
 func NewStatic(fsys fs.FS) Handler {
-	return &static{fsys: fsys, bufs: newBufferPool(copyBufferSize)}
+	return &static{fsys: fsys}
 }
 
 // NewDocroot returns a handler serving the directory dir (see NewStatic)
@@ -109,8 +112,8 @@ func (s *static) ServeGemini(ctx context.Context, w ResponseWriter, r *Request) 
 	if err := w.WriteHeader(StatusSuccess, contentType(name)); err != nil {
 		return err
 	}
-	buf := s.bufs.get()
-	defer s.bufs.put(buf)
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
 	_, err = copyContext(ctx, w, f, *buf)
 	return err
 }
@@ -182,21 +185,6 @@ func docName(p string) (name string, dir, ok bool) {
 	name = b.String()
 	return name, dir, name != "" && fs.ValidPath(name)
 }
-
-// bufferPool recycles fixed-size copy buffers.
-type bufferPool struct{ p sync.Pool }
-
-func newBufferPool(size int) *bufferPool {
-	bp := &bufferPool{}
-	bp.p.New = func() any {
-		b := make([]byte, size)
-		return &b
-	}
-	return bp
-}
-
-func (bp *bufferPool) get() *[]byte  { return bp.p.Get().(*[]byte) }
-func (bp *bufferPool) put(b *[]byte) { bp.p.Put(b) }
 
 // copyContext copies src to dst through buf, like io.CopyBuffer, checking
 // ctx before every chunk so that a cancelled request stops streaming.
