@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"mime"
+	"net/url"
 	"strings"
 )
 
@@ -154,25 +155,10 @@ func hasCtlByte(s string) bool {
 	return false
 }
 
-// unescapeParam percent-decodes s. It reports false for a malformed escape and
-// returns s itself when it holds none.
+// unescapeParam percent-decodes s (url.PathUnescape: "+" stays "+"). It
+// reports false for a malformed escape; the error is dropped, since it
+// would quote the value, and a token must never reach a log.
 func unescapeParam(s string) (string, bool) {
-	n := strings.IndexByte(s, '%')
-	if n < 0 {
-		return s, true
-	}
-	b := make([]byte, 0, len(s))
-	b = append(b, s[:n]...)
-	for i := n; i < len(s); i++ {
-		c := s[i]
-		if c == '%' {
-			if i+2 >= len(s) || !isPctHex(s[i+1]) || !isPctHex(s[i+2]) {
-				return "", false
-			}
-			c = pctHexVal(s[i+1])<<4 | pctHexVal(s[i+2])
-			i += 2
-		}
-		b = append(b, c)
-	}
-	return string(b), true
+	v, err := url.PathUnescape(s)
+	return v, err == nil
 }
