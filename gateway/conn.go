@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/chimalli/chimalli/ratelimit"
 	"github.com/chimalli/chimalli/tofu"
@@ -287,7 +286,7 @@ func (w *responseWriter) WriteHeader(status int, meta string) error {
 	if w.wrote {
 		return errHeaderWritten
 	}
-	if status < 10 || status > 69 || len(meta) > MaxRequestLine || !validMeta(meta) {
+	if status < 10 || status > 69 || len(meta) > MaxMeta || checkMeta(meta) != nil {
 		return errBadHeader
 	}
 	w.wrote, w.status = true, status
@@ -327,13 +326,4 @@ func (w *responseWriter) release() {
 	w.bw.Reset(nil)
 	writerPool.Put(w.bw)
 	w.bw = nil
-}
-
-func validMeta(m string) bool {
-	for i := 0; i < len(m); i++ {
-		if m[i] < 0x20 || m[i] == 0x7f {
-			return false
-		}
-	}
-	return utf8.ValidString(m)
 }

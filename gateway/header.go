@@ -47,14 +47,16 @@ func ParseResponseHeader(line []byte) (status int, meta string, err error) {
 	if len(m) > 0 && m[0] == ' ' {
 		return 0, "", fmt.Errorf("%w: more than one space after status", ErrBadHeader)
 	}
-	if err := checkMeta(m); err != nil {
+	meta = string(m)
+	if err := checkMeta(meta); err != nil {
 		return 0, "", err
 	}
-	return status, string(m), nil
+	return status, meta, nil
 }
 
-// checkMeta reports whether m is valid UTF-8 without control characters.
-func checkMeta(m []byte) error {
+// checkMeta reports whether m is valid UTF-8 without control characters
+// (C0, DEL or C1): the rule for every meta, received or sent.
+func checkMeta(m string) error {
 	for i := 0; i < len(m); {
 		c := m[i]
 		if c < utf8.RuneSelf {
@@ -64,7 +66,7 @@ func checkMeta(m []byte) error {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRune(m[i:])
+		r, size := utf8.DecodeRuneInString(m[i:])
 		if r == utf8.RuneError && size == 1 {
 			return fmt.Errorf("%w: meta is not valid UTF-8", ErrBadHeader)
 		}
