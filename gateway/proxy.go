@@ -236,14 +236,14 @@ func (p *proxy) roundTrip(ctx context.Context, r *Request, line string, body *ex
 	}
 	if p.pp {
 		hdr, err := proxyHeader(r, conn.RemoteAddr())
-		if err == nil {
-			conn.SetWriteDeadline(time.Now().Add(p.readTO))
-			_, err = conn.Write(hdr)
-		}
 		if err != nil {
 			conn.Close()
 			return nil, netError(ctx, "write proxy header", err)
 		}
+		// Held, the header leaves with the request line, under the
+		// deadline exchange sets for its writes.
+		conn = newCoalescingConn(conn)
+		conn.Write(hdr)
 	}
 	return exchange(ctx, conn, line, rb, p.readTO)
 }
