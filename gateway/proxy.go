@@ -284,7 +284,7 @@ func (p *proxy) requestLine(r *Request) (string, error) {
 	if r.Scheme == SchemeTitan {
 		mimeType := r.Titan.MIME
 		if mimeType == "" {
-			mimeType = mimeGemini
+			mimeType = DefaultTitanMIME // a Request built by hand; ParseTitanParams sets it
 		}
 		b = append(b, ";size="...)
 		b = strconv.AppendInt(b, r.Titan.Size, 10)
