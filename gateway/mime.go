@@ -18,11 +18,7 @@ const (
 // default is already UTF-8, get "; charset=utf-8" unless they name a
 // charset.
 func contentType(name string) string {
-	ext := path.Ext(name)
-	if t := builtinType(ext); t != "" {
-		return t
-	}
-	lower := strings.ToLower(ext)
+	lower := strings.ToLower(path.Ext(name)) // no allocation when already lower-case
 	if t := builtinType(lower); t != "" {
 		return t
 	}
