@@ -193,13 +193,9 @@ func checkHostName(s string) error {
 	return nil
 }
 
-// hostKey returns the form under which host names and aliases must be
-// unique: IP literals in canonical form, names lower-cased without a
-// trailing dot.
-func hostKey(s string) string {
-	t := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "["), "]")
-	if a, err := netip.ParseAddr(t); err == nil {
-		return a.Unmap().String()
-	}
-	return CertName(s)
+// HostLiteral returns a host name or alias as the gateway takes it: an
+// IPv6 literal may be written in brackets in the configuration
+// ("[2001:db8::1]"), the gateway wants it without.
+func HostLiteral(s string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
 }

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/chimalli/chimalli/gateway"
 )
 
 func TestParsePrefix(t *testing.T) {
@@ -108,5 +110,21 @@ func TestRouteFingerprints(t *testing.T) {
 	fps, err := r.Fingerprints()
 	if err != nil || len(fps) != 2 || fps[0].String() != fpCert || fps[1].String() != strings.ToLower(fpSPKI) {
 		t.Errorf("Fingerprints = %v, %v", fps, err)
+	}
+}
+
+// An IPv6 alias written in brackets, which validation accepts, reaches the
+// gateway without them (the gateway refuses brackets).
+func TestAliasHostsDropBrackets(t *testing.T) {
+	h := HostConfig{Aliases: []string{"[2001:db8::1]", "::1", "www.example.org"}}
+	got := h.AliasHosts()
+	want := []string{"2001:db8::1", "::1", "www.example.org"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("AliasHosts() = %q, want %q", got, want)
+		}
+		if _, err := gateway.NormalizeHost(got[i]); err != nil {
+			t.Fatalf("the gateway refuses %q: %v", got[i], err)
+		}
 	}
 }

@@ -412,6 +412,16 @@ func (c *Config) PublicPorts(h HostConfig) []uint16 {
 	return out
 }
 
+// AliasHosts returns the host's aliases as the gateway takes them
+// (HostLiteral: IPv6 literals without brackets).
+func (h HostConfig) AliasHosts() []string {
+	out := make([]string, len(h.Aliases))
+	for i, a := range h.Aliases {
+		out[i] = HostLiteral(a)
+	}
+	return out
+}
+
 // CertName returns the file name, without extension, of the certificate
 // generated for host: the name as the gateway normalises it (lower case,
 // no trailing dot, punycode), so every spelling of a host shares one

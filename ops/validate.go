@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/chimalli/chimalli/raftstore"
 	"math"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode"
@@ -119,7 +120,7 @@ func (c *Config) validateGateway(v *validator) {
 		v.addErr("gateway.tls.key_exchanges", err)
 	}
 
-	names := make(map[string]string) // hostKey → key path of first use
+	names := make(map[string]string) // normalised name → key path of first use
 	for i, h := range g.Hosts {
 		validateHost(v, fmt.Sprintf("gateway.hosts[%d]", i), h, names)
 	}
@@ -132,12 +133,16 @@ func claimName(v *validator, key, name string, names map[string]string) {
 		return
 	}
 	// Host names are checked by the gateway's own normalisation (IDNA,
-	// LDH, lengths), the one it applies to them at start.
-	if _, err := gateway.NormalizeHost(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")); err != nil {
+	// LDH, lengths), the one it applies to them at start; its result is
+	// the form in which names must be unique (IP literals unmapped).
+	hk, err := gateway.NormalizeHost(HostLiteral(name))
+	if err != nil {
 		v.add(key, "invalid host name %q: %v", name, err)
 		return
 	}
-	hk := hostKey(name)
+	if a, err := netip.ParseAddr(hk); err == nil {
+		hk = a.Unmap().String()
+	}
 	if first, ok := names[hk]; ok {
 		v.add(key, "duplicate host %q (already used by %s)", name, first)
 		return

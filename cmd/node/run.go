@@ -269,14 +269,14 @@ func buildHosts(cfg *ops.Config, upstreamPins tofu.Store, n *node) ([]gateway.Ho
 }
 
 func hostCerts(cfg *ops.Config, hc ops.HostConfig) (gateway.Host, error) {
-	h := gateway.Host{Name: hc.Name, Aliases: hc.Aliases}
+	h := gateway.Host{Name: hc.Name, Aliases: hc.AliasHosts()}
 	for _, p := range cfg.PublicPorts(hc) {
 		h.PublicPorts = append(h.PublicPorts, int(p))
 	}
 	certFile, keyFile, generate := cfg.CertFiles(hc)
 	if generate {
 		req := tofu.CertRequest{CommonName: hc.Name, DNSNames: []string{hc.Name}, Days: generatedCertDays}
-		for _, a := range hc.Aliases {
+		for _, a := range h.Aliases {
 			if ip, err := netip.ParseAddr(a); err == nil {
 				req.IPAddresses = append(req.IPAddresses, net.IP(ip.AsSlice()))
 			} else {
