@@ -197,8 +197,9 @@ func validateRoute(v *validator, key string, r RouteConfig) {
 	if r.UpstreamSNI != "" {
 		if r.Upstream == "" {
 			v.add(key+".upstream_sni", "only valid with upstream")
-		} else if err := checkHostName(r.UpstreamSNI); err != nil {
-			v.addErr(key+".upstream_sni", err)
+		} else if _, err := gateway.NormalizeHost(r.UpstreamSNI); err != nil {
+			// The gateway's own rule, the one NewProxy applies at start.
+			v.add(key+".upstream_sni", "invalid host name %q: %v", r.UpstreamSNI, err)
 		}
 	}
 	if r.ProxyProtocol && scheme != SchemeTCP {

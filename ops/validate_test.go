@@ -114,6 +114,7 @@ func TestValidateMessages(t *testing.T) {
 		{"upstream with path", func(c *Config) { c.Gateway.Hosts[1].Routes[0].Upstream = "gemini://a.example:1965/x" }, "gateway.hosts[1].routes[0].upstream: invalid upstream \"gemini://a.example:1965/x\": only scheme, host and port"},
 		{"upstream sni without upstream", func(c *Config) { c.Gateway.Hosts[0].Routes[2].UpstreamSNI = "a.example" }, "gateway.hosts[0].routes[2].upstream_sni: only valid with upstream"},
 		{"upstream sni invalid", func(c *Config) { c.Gateway.Hosts[1].Routes[0].UpstreamSNI = "a b" }, `gateway.hosts[1].routes[0].upstream_sni: invalid host name "a b"`},
+		{"upstream sni the gateway refuses", func(c *Config) { c.Gateway.Hosts[1].Routes[0].UpstreamSNI = "a_b.example" }, `gateway.hosts[1].routes[0].upstream_sni: invalid host name "a_b.example"`},
 		{"proxy protocol with gemini", func(c *Config) { c.Gateway.Hosts[1].Routes[0].ProxyProtocol = true }, "gateway.hosts[1].routes[0].proxy_protocol: only valid with a tcp:// upstream"},
 		{"proxy protocol with docroot", func(c *Config) { c.Gateway.Hosts[0].Routes[2].ProxyProtocol = true }, "gateway.hosts[0].routes[2].proxy_protocol: only valid with a tcp:// upstream"},
 		{"uploads with docroot", func(c *Config) { c.Gateway.Hosts[0].Routes[2].Uploads = true }, "gateway.hosts[0].routes[2].uploads: only valid on upstream routes"},
