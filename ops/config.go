@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chimalli/chimalli/events"
 	"github.com/chimalli/chimalli/gateway"
 	"github.com/chimalli/chimalli/raftstore"
 	"github.com/chimalli/chimalli/ratelimit"
@@ -314,7 +315,7 @@ func DefaultConfig() *Config {
 			Escalate:  ab.Escalate,
 			Max:       ab.Max,
 		},
-		Audit: AuditConfig{Buffer: 4096},
+		Audit: AuditConfig{Buffer: events.DefaultAuditBuffer},
 		Log:   LogConfig{Level: "error", Format: "json"},
 	}
 }
@@ -325,7 +326,7 @@ func DefaultRoute() RouteConfig {
 	return RouteConfig{
 		AllowedFingerprints: []string{},
 		ConnectTimeout:      5 * time.Second,
-		Timeout:             30 * time.Second,
+		Timeout:             gateway.DefaultReadTimeout,
 	}
 }
 

@@ -101,8 +101,8 @@ func (c *Config) validateGateway(v *validator) {
 	v.ports("gateway.public_ports", g.PublicPorts)
 
 	l := g.Limits
-	if l.MaxRequestBytes < 1 || l.MaxRequestBytes > 1024 {
-		v.add("gateway.limits.max_request_bytes", "must be 1..1024, got %d", l.MaxRequestBytes)
+	if l.MaxRequestBytes < 1 || l.MaxRequestBytes > gateway.MaxRequestLine {
+		v.add("gateway.limits.max_request_bytes", "must be 1..%d, got %d", gateway.MaxRequestLine, l.MaxRequestBytes)
 	}
 	v.positive("gateway.limits.handshake_timeout", l.HandshakeTimeout)
 	v.positive("gateway.limits.request_timeout", l.RequestTimeout)
