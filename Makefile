@@ -14,8 +14,8 @@ help:
 build: ## build bin/chimalli (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/node
 
-test: ## unit and loopback end-to-end tests with the race detector
-	$(GO) test -race -count=1 $(PKGS)
+test: ## unit and loopback end-to-end tests with the race detector (what CI runs)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 e2e: build ## end-to-end tests of the built binary against real peers
 	E2E_CHIMALLI_BIN=$(abspath $(BIN)) $(GO) test -count=1 -run 'E2E' -v ./cmd/node/
