@@ -31,7 +31,8 @@ type Credentials struct {
 
 // Load reads an identity's files and checks them: the CA file holds one
 // authority certificate, the key belongs to the certificate, and the
-// certificate is signed by that authority and carries a cluster identity.
+// certificate is signed by that authority, valid now and carries a cluster
+// identity.
 func Load(f Files) (*Credentials, error) {
 	ca, err := readCACert(f.CA)
 	if err != nil {
