@@ -53,7 +53,7 @@ type Bans struct {
 type banCmd struct {
 	ev   BanEvent
 	auto bool          // compute Until from the policy and the prefix's strikes
-	dur  time.Duration // operator ban: its length from when it is applied; 0: until lifted
+	dur  time.Duration // operator ban: its length from when it is applied; 0: until lifted (Add validated it)
 	done chan error    // nil for fire-and-forget
 }
 
@@ -133,11 +133,15 @@ func (b *Bans) ReportAbuse(addr netip.Addr, res ratelimit.Result) {
 	}
 }
 
-// Add bans prefix for d (d <= 0: until lifted) and returns once the ban is
-// in the published view.
-func (b *Bans) Add(ctx context.Context, prefix netip.Prefix, d time.Duration, reason string) error {
-	ev := BanEvent{Kind: BanAdded, Prefix: prefix, Reason: reason, Source: "operator"}
-	return b.do(ctx, banCmd{ev: ev, dur: max(d, 0)})
+// Add applies an operator's ban and returns once it is in the published
+// view. A command that fails Validate is refused with its error (wrapping
+// ErrInvalidCommand) and changes nothing.
+func (b *Bans) Add(ctx context.Context, c BanCommand) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	ev := BanEvent{Kind: BanAdded, Prefix: c.Prefix, Reason: c.Reason, Source: "operator"}
+	return b.do(ctx, banCmd{ev: ev, dur: c.Duration})
 }
 
 // Lift ends prefix's ban and returns once the view no longer holds it.
