@@ -13,6 +13,8 @@ import (
 	"github.com/chimalli/chimalli/ratelimit"
 )
 
+var _ Forgiver = (*ratelimit.Limiter)(nil)
+
 // ErrClosed is returned by Bans' commands once the store is closed.
 var ErrClosed = errors.New("ban store closed")
 
@@ -28,6 +30,17 @@ type BansConfig struct {
 	Logger  *slog.Logger     // bans are logged at warn; nil discards
 	Hasher  AddrHasher       // names clients in logs; nil leaves them out
 	Queue   int              // pending commands; 1024 when 0
+	// Forgiver is told of every prefix whose active ban is lifted; nil:
+	// nobody. The node's rate limiter implements it.
+	Forgiver Forgiver
+}
+
+// Forgiver forgets what a node holds against the clients inside a prefix
+// (their rate-limit buckets and violation counts). *ratelimit.Limiter
+// implements it. ResetPrefix is called on the store's goroutine and must
+// be safe for concurrent use with the limiter's other methods.
+type Forgiver interface {
+	ResetPrefix(p netip.Prefix) int
 }
 
 // Bans is the node-local ban store: it turns auto-ban reports and operator
@@ -145,6 +158,10 @@ func (b *Bans) Add(ctx context.Context, c BanCommand) error {
 }
 
 // Lift ends prefix's ban and returns once the view no longer holds it.
+// When the ban was active, the Forgiver (if any) forgets the rate-limit
+// state of every client inside prefix before the view is published, so a
+// lifted client starts afresh instead of being banned again at its next
+// connection. Its strikes stay: a ban within StrikeMemory still escalates.
 func (b *Bans) Lift(ctx context.Context, prefix netip.Prefix) error {
 	return b.do(ctx, banCmd{ev: BanEvent{Kind: BanLifted, Prefix: prefix}})
 }
@@ -226,12 +243,23 @@ func (b *Bans) apply(c banCmd, now time.Time) (bool, error) {
 			ev.Until = now.Add(c.dur)
 		}
 	}
+	var wasActive bool
+	if ev.Kind == BanLifted {
+		prev, ok := b.state.Lookup(ev.Prefix)
+		wasActive = ok && prev.ActiveAt(now)
+	}
 	if err := b.state.Apply(ev); err != nil {
 		return false, fmt.Errorf("apply %s: %w", ev.Kind, err)
 	}
-	if ev.Kind == BanAdded {
+	switch {
+	case ev.Kind == BanAdded:
 		ban, _ := b.state.Lookup(ev.Prefix)
 		b.logBan(ban)
+	case wasActive && b.cfg.Forgiver != nil:
+		// Before the view without the ban is published: until then the
+		// client is refused ahead of the limiter, so no connection can
+		// find its old, empty bucket and earn a ban again.
+		b.cfg.Forgiver.ResetPrefix(normalizePrefix(ev.Prefix))
 	}
 	return true, nil
 }

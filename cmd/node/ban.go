@@ -173,7 +173,11 @@ func newBanLiftCmd() *cobra.Command {
 		Use:     "rm PREFIX",
 		Aliases: []string{"lift"},
 		Short:   "Lift a ban",
-		Args:    cobra.ExactArgs(1),
+		Long: `Lift the active ban of PREFIX (as listed by "ban ls"). The node also forgets the
+rate-limit state of every client inside it, so they start afresh rather than
+being banned again at their next connection; their strikes are kept, so a
+further auto-ban within a day is the longer, escalated one.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			socket, ctx, cancel, err := af.resolve(cmd)
 			if err != nil {

@@ -97,6 +97,20 @@ log: {level: warn, format: json}
 		}
 	}
 
+	// Lifting the ban starts the client afresh at the node's limiter: its
+	// bucket (which refills once in 1000 s) is not still empty, to earn it
+	// a second ban at its next connection.
+	if out, errOut, code := chimalli(t, dir, "ban", "rm", abuser); code != 0 {
+		t.Fatalf("ban rm: %d %q %q", code, out, errOut)
+	}
+	for i := range 2 { // the bucket's capacity
+		if line, err := fetchFrom(abuser, p.addr, "/"); err != nil || !strings.HasPrefix(line, "20") {
+			t.Fatalf("connection %d after the lift: %q, %v; want it served", i+1, line, err)
+		}
+	}
+	if n := strings.Count(p.stderr.String(), `"msg":"ban added"`); n != 1 {
+		t.Fatalf("%d bans after the lift, want the one before it:\n%s", n, p.stderr)
+	}
 }
 
 // isRefusal reports whether err is how a connection closed at accept looks
