@@ -16,7 +16,9 @@ import (
 )
 
 // adminFlags are the flags of every command that talks to a local node
-// over its admin socket.
+// over its admin socket: where the socket is, and how long to wait. The
+// node's own flags (--listen, --log-level…) mean nothing here and are not
+// offered.
 type adminFlags struct {
 	socket, configFile string
 	timeout            time.Duration
@@ -26,10 +28,10 @@ func (a *adminFlags) bind(f *pflag.FlagSet) {
 	if a.timeout == 0 {
 		a.timeout = 10 * time.Second
 	}
-	f.StringVar(&a.socket, "socket", "", "admin socket path (default: from the configuration)")
-	f.StringVarP(&a.configFile, "config", "c", "", "configuration file")
+	f.StringVar(&a.socket, "socket", "", "admin socket path (default: admin.socket, else <data dir>/admin.sock)")
+	f.StringVarP(&a.configFile, "config", "c", "", "configuration file that names the socket or data directory")
+	f.String(ops.FlagDataDir, ops.DefaultConfig().Node.DataDir, "the node's data directory, where its socket is unless configured (node.data_dir)")
 	f.DurationVar(&a.timeout, "timeout", a.timeout, "how long to wait for the node")
-	ops.BindFlags(f)
 }
 
 // resolve returns the admin socket path and a context bounded by the timeout.

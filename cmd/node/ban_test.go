@@ -26,6 +26,42 @@ func execute(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// The admin commands offer only the flags that mean something to them: the
+// node's own (--listen, --log-level, --log-format) belong to run.
+func TestAdminCommandsOfferOnlyTheirFlags(t *testing.T) {
+	runOnly := []string{"--listen", "--log-level", "--log-format"}
+	for _, path := range [][]string{{"ban", "add"}, {"ban", "ls"}, {"ban", "rm"}, {"health"}} {
+		name := strings.Join(path, " ")
+		t.Run(name, func(t *testing.T) {
+			help, err := execute(t, append(path, "--help")...)
+			if err != nil {
+				t.Fatalf("%s --help: %v", name, err)
+			}
+			for _, f := range runOnly {
+				if strings.Contains(help, f) {
+					t.Errorf("%s --help lists %s:\n%s", name, f, help)
+				}
+			}
+			for _, f := range []string{"--socket", "--config", "--data-dir", "--timeout"} {
+				if !strings.Contains(help, f) {
+					t.Errorf("%s --help lacks %s:\n%s", name, f, help)
+				}
+			}
+			args := append(path, "--listen", "127.0.0.1:1")
+			if len(path) == 2 && path[1] != "ls" {
+				args = append(args, "192.0.2.7")
+			}
+			if _, err := execute(t, args...); err == nil || !strings.Contains(err.Error(), "unknown flag: --listen") {
+				t.Errorf("%s --listen = %v, want an unknown flag error", name, err)
+			}
+		})
+	}
+	help, err := execute(t, "run", "--help")
+	if err != nil || !strings.Contains(help, "--listen") || !strings.Contains(help, "--log-format") {
+		t.Fatalf("run --help lacks the node's flags (%v):\n%s", err, help)
+	}
+}
+
 // `ban add` refuses what would make a ban permanent by accident, lock
 // everyone out, or carry a reason the node cannot keep, before it looks
 // for a node (the node applies the same rule).
