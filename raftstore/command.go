@@ -45,6 +45,7 @@ type Command struct {
 	Identity  tofu.Identity `json:"identity,omitzero"`
 	NotAfter  time.Time     `json:"not_after,omitzero"`
 	Permanent bool          `json:"permanent,omitempty"` // ban.add: explicitly until lifted
+	Force     bool          `json:"force,omitempty"`     // ban.add: allow a very broad prefix
 }
 
 // NewKey returns a random idempotency key.
@@ -92,12 +93,11 @@ func (c Command) Event(st *State, now time.Time, policy AutoBanPolicy) (Event, e
 			if e.Ban.Reason == "" {
 				e.Ban.Reason = "operator"
 			}
-			switch {
-			case c.Duration < 0:
-				return refuse(fmt.Errorf("duration: %s is negative", c.Duration))
-			case c.Duration == 0 && !c.Permanent:
-				return refuse(errors.New("duration: zero; a ban until lifted must say so (permanent)"))
-			case c.Duration > 0:
+			bc := BanCommand{Prefix: c.Prefix, Duration: c.Duration, Permanent: c.Permanent, Reason: e.Ban.Reason, Force: c.Force}
+			if err := bc.Validate(); err != nil {
+				return refuse(err)
+			}
+			if !c.Permanent {
 				e.Ban.Until = e.Time.Add(c.Duration)
 			}
 		}

@@ -2,7 +2,6 @@ package raftstore
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -96,11 +95,6 @@ func (s *State) LastTime() time.Time { return s.last }
 // Bans returns the ban state. The caller must not modify it.
 func (s *State) Bans() *BanState { return s.bans }
 
-// ErrInvalidCommand is wrapped by the errors for an event the fold
-// refuses: an invalid prefix or list, a pin without identity, a ticket
-// key with id 0.
-var ErrInvalidCommand = errors.New("invalid command")
-
 // Apply folds e, the entry at index, into the state. An event the fold
 // refuses changes nothing but the applied index, and says why in
 // Result.Err: every node refuses it alike.
@@ -144,12 +138,12 @@ func (s *State) apply(t time.Time, e Event) (changed bool, pin tofu.Pin, err err
 	case TypeTicketKeyAdded:
 		return s.applyTicketKey(e)
 	}
-	return false, pin, fmt.Errorf("%w: unknown type %q", ErrInvalidCommand, e.Type)
+	return false, pin, fmt.Errorf("%w: unknown type %q", ErrInvalidEvent, e.Type)
 }
 
 func (s *State) applyBan(t time.Time, e Event) (bool, tofu.Pin, error) {
 	if e.Ban == nil {
-		return false, tofu.Pin{}, fmt.Errorf("%w: no ban payload", ErrInvalidCommand)
+		return false, tofu.Pin{}, fmt.Errorf("%w: no ban payload", ErrInvalidEvent)
 	}
 	be := BanEvent{Kind: BanAdded, Time: t, Prefix: e.Ban.Prefix, Until: e.Ban.Until, Reason: e.Ban.Reason, Source: e.Ban.Source}
 	if e.Type == TypeBanLifted {
@@ -171,7 +165,7 @@ func (s *State) applyBan(t time.Time, e Event) (bool, tofu.Pin, error) {
 
 func (s *State) applyRule(e Event) (bool, tofu.Pin, error) {
 	if e.Rule == nil {
-		return false, tofu.Pin{}, fmt.Errorf("%w: no rule payload", ErrInvalidCommand)
+		return false, tofu.Pin{}, fmt.Errorf("%w: no rule payload", ErrInvalidEvent)
 	}
 	r, err := NormalizeRule(e.Rule.List, e.Rule.Prefix)
 	if err != nil {
@@ -189,11 +183,11 @@ func (s *State) applyRule(e Event) (bool, tofu.Pin, error) {
 // NormalizeRule checks a rule and masks its prefix as the state stores it.
 func NormalizeRule(list RuleList, p netip.Prefix) (Rule, error) {
 	if list != ListAllow && list != ListDeny {
-		return Rule{}, fmt.Errorf("%w: list %q is neither allow nor deny", ErrInvalidCommand, list)
+		return Rule{}, fmt.Errorf("%w: list %q is neither allow nor deny", ErrInvalidEvent, list)
 	}
 	n := normalizePrefix(p)
 	if !n.IsValid() {
-		return Rule{}, fmt.Errorf("%w: prefix %q", ErrInvalidCommand, p)
+		return Rule{}, fmt.Errorf("%w: prefix %q", ErrInvalidEvent, p)
 	}
 	return Rule{List: list, Prefix: n}, nil
 }
@@ -201,11 +195,11 @@ func NormalizeRule(list RuleList, p netip.Prefix) (Rule, error) {
 func (s *State) applyTrust(t time.Time, e Event) (bool, tofu.Pin, error) {
 	d := e.Trust
 	if d == nil {
-		return false, tofu.Pin{}, fmt.Errorf("%w: no trust payload", ErrInvalidCommand)
+		return false, tofu.Pin{}, fmt.Errorf("%w: no trust payload", ErrInvalidEvent)
 	}
 	key := tofu.PinKey{Kind: d.Kind, Scope: d.Subject}
 	if err := key.Validate(); err != nil {
-		return false, tofu.Pin{}, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
+		return false, tofu.Pin{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	prev, had := s.pins[key]
 	if e.Type == TypeTrustRevoked {
@@ -213,11 +207,11 @@ func (s *State) applyTrust(t time.Time, e Event) (bool, tofu.Pin, error) {
 		return had, tofu.Pin{}, nil
 	}
 	if d.Cert.Kind != tofu.KindCert || d.SPKI.Kind != tofu.KindSPKI {
-		return false, prev, fmt.Errorf("%w: trust needs both the cert and the spki fingerprint", ErrInvalidCommand)
+		return false, prev, fmt.Errorf("%w: trust needs both the cert and the spki fingerprint", ErrInvalidEvent)
 	}
 	p := tofu.Pin{Key: key, Identity: tofu.Identity{Cert: d.Cert.Sum, SPKI: d.SPKI.Sum}, NotAfter: d.NotAfter.UTC(), Created: t}
 	if err := p.Validate(); err != nil {
-		return false, prev, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
+		return false, prev, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
 	if e.Type == TypeTrustPinned && had {
 		return false, prev, nil // first use already taken: the earlier entry won
@@ -231,7 +225,7 @@ func (s *State) applyTrust(t time.Time, e Event) (bool, tofu.Pin, error) {
 
 func (s *State) applyTicketKey(e Event) (bool, tofu.Pin, error) {
 	if e.TicketKey == nil || e.TicketKey.ID == 0 {
-		return false, tofu.Pin{}, fmt.Errorf("%w: ticket key without id", ErrInvalidCommand)
+		return false, tofu.Pin{}, fmt.Errorf("%w: ticket key without id", ErrInvalidEvent)
 	}
 	for _, k := range s.tickets {
 		if k.ID == e.TicketKey.ID {
