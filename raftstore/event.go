@@ -22,13 +22,13 @@ type EventType string
 
 // The event types of schema version 1.
 const (
-	TypeBanAdded        EventType = "ban.added"
-	TypeBanLifted       EventType = "ban.lifted"
-	TypeRuleAdded       EventType = "acl.rule_added"
-	TypeRuleRemoved     EventType = "acl.rule_removed"
-	TypeTrustPinned     EventType = "trust.pinned"
-	TypeTrustChanged    EventType = "trust.changed"
-	TypeTrustRevoked    EventType = "trust.revoked"
+	TypeBanAdded       EventType = "ban.added"
+	TypeBanLifted      EventType = "ban.lifted"
+	TypeRuleAdded      EventType = "acl.rule_added"
+	TypeRuleRemoved    EventType = "acl.rule_removed"
+	TypeTrustPinned    EventType = "trust.pinned"
+	TypeTrustChanged   EventType = "trust.changed"
+	TypeTrustRevoked   EventType = "trust.revoked"
 	TypeTicketKeyAdded EventType = "tls.ticket_key_added"
 )
 

@@ -31,13 +31,13 @@ type fwdRequest struct {
 }
 
 type fwdResponse struct {
-	Index     uint64         `json:"index,omitempty"`
-	Changed   bool           `json:"changed,omitempty"`
-	Duplicate uint64         `json:"duplicate,omitempty"`
-	Type      string         `json:"type,omitempty"`
-	Pin       *wirePin       `json:"pin,omitempty"`
-	Code      string         `json:"code,omitempty"`
-	Err       string         `json:"err,omitempty"`
+	Index     uint64   `json:"index,omitempty"`
+	Changed   bool     `json:"changed,omitempty"`
+	Duplicate uint64   `json:"duplicate,omitempty"`
+	Type      string   `json:"type,omitempty"`
+	Pin       *wirePin `json:"pin,omitempty"`
+	Code      string   `json:"code,omitempty"`
+	Err       string   `json:"err,omitempty"`
 }
 
 type wirePin struct {
