@@ -64,25 +64,33 @@ func wait[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-// gateWriter blocks every Write until the test closes release, and
-// reports each Write's start on entered.
+// gateWriter blocks every Write until the test closes release. It reports
+// each Write's start on entered (the writer is now blocked) and its end on
+// written (the bytes are now in buf).
 type gateWriter struct {
 	entered chan struct{}
+	written chan struct{}
 	release chan struct{}
 	mu      sync.Mutex
 	buf     bytes.Buffer
 }
 
 func newGateWriter() *gateWriter {
-	return &gateWriter{entered: make(chan struct{}, 100), release: make(chan struct{})}
+	return &gateWriter{
+		entered: make(chan struct{}, 100),
+		written: make(chan struct{}, 100),
+		release: make(chan struct{}),
+	}
 }
 
 func (w *gateWriter) Write(p []byte) (int, error) {
 	w.entered <- struct{}{}
 	<-w.release
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
+	n, err := w.buf.Write(p)
+	w.mu.Unlock()
+	w.written <- struct{}{}
+	return n, err
 }
 
 func (w *gateWriter) bytes() []byte {
@@ -214,7 +222,7 @@ func TestAuditLogFlushesWhenIdle(t *testing.T) {
 		t.Fatal("Record refused")
 	}
 	// Without Close, the line reaches the writer because the queue ran empty.
-	wait(t, w.entered, "the record to be flushed")
+	wait(t, w.written, "the record to be flushed")
 	if n := len(parseLines(t, w.bytes())); n != 1 {
 		t.Fatalf("%d lines written, want 1", n)
 	}
