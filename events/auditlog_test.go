@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -428,5 +429,89 @@ func TestOpenAuditFileErrors(t *testing.T) {
 				t.Fatal("OpenAuditFile succeeded")
 			}
 		})
+	}
+}
+
+func TestOpenAuditFileRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("untouched\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		target string
+	}{
+		{"to a file", target},
+		{"to a missing file", filepath.Join(dir, "missing")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			if err := os.Symlink(tc.target, path); err != nil {
+				t.Fatal(err)
+			}
+			l, err := OpenAuditFile(path, AuditLogConfig{})
+			if err == nil {
+				l.Record(newRecord())
+				closeLog(t, l)
+				t.Fatal("OpenAuditFile followed the symlink")
+			}
+			if !errors.Is(err, ErrUnsafeAuditFile) {
+				t.Fatalf("err = %v, want ErrUnsafeAuditFile", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "symbolic link") {
+				t.Fatalf("err %q does not name the path and say it is a symbolic link", msg)
+			}
+			if b, err := os.ReadFile(target); err != nil || string(b) != "untouched\n" {
+				t.Fatalf("target now %q (err %v), want it untouched", b, err)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the symlink's missing target was created (Lstat err %v)", err)
+			}
+		})
+	}
+}
+
+func TestOpenAuditFileRefusesFIFOWithoutBlocking(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// No reader holds the FIFO open: a blocking open would never return.
+	done := make(chan error, 1)
+	go func() {
+		l, err := OpenAuditFile(path, AuditLogConfig{})
+		if err == nil {
+			l.Close(context.Background())
+		}
+		done <- err
+	}()
+	err := wait(t, done, "OpenAuditFile to return on a FIFO")
+	if !errors.Is(err, ErrUnsafeAuditFile) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("err = %v, want ErrUnsafeAuditFile naming %s", err, path)
+	}
+}
+
+// A link above the file is the operator's choice of path (say /var/log on
+// another disk) and is followed; only the file itself must not be a link.
+func TestOpenAuditFileFollowsSymlinkedDirectory(t *testing.T) {
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "logs")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenAuditFile(filepath.Join(link, "audit.jsonl"), AuditLogConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Record(newRecord())
+	closeLog(t, l)
+	b, err := os.ReadFile(filepath.Join(real, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(parseLines(t, b)); n != 1 {
+		t.Fatalf("%d records, want 1", n)
 	}
 }
