@@ -5,21 +5,19 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/chimalli/chimalli/gateway"
 	"github.com/chimalli/chimalli/tofu"
 )
 
-// Upstream schemes accepted in RouteConfig.Upstream.
+// Upstream schemes accepted in RouteConfig.Upstream (the gateway's).
 const (
 	// SchemeGemini proxies to a Gemini server over TLS.
-	SchemeGemini = "gemini"
+	SchemeGemini = gateway.UpstreamGemini
 	// SchemeTCP proxies Gemini requests over plain TCP (a private network).
-	SchemeTCP = "tcp"
+	SchemeTCP = gateway.UpstreamTCP
 )
 
 // ParsePrefix parses an access-list entry: a CIDR ("203.0.113.0/24") or a
@@ -92,50 +90,23 @@ type UpstreamTarget struct {
 	// Address is "host:port", ready for net.Dial.
 	Address string
 	// ServerName is the name sent upstream (TLS SNI and the request URL's
-	// host): upstream_sni, or the upstream's host.
+	// host): upstream_sni, or the upstream's host, normalised.
 	ServerName string
 }
 
-// ParseUpstream parses "gemini://host:port" or "tcp://host:port". The URL
-// may not carry user info, a path other than "/", a query or a fragment.
-func ParseUpstream(raw string) (UpstreamTarget, error) {
-	bad := func(why string) (UpstreamTarget, error) {
-		return UpstreamTarget{}, fmt.Errorf("invalid upstream %q: %s (want gemini://host:port or tcp://host:port)", raw, why)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return bad("not a URL")
-	}
-	if u.Scheme != SchemeGemini && u.Scheme != SchemeTCP {
-		return bad("scheme must be gemini or tcp")
-	}
-	if u.Opaque != "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return bad("only scheme, host and port are allowed")
-	}
-	host, port := u.Hostname(), u.Port()
-	if host == "" {
-		return bad("missing host")
-	}
-	if port == "" {
-		return bad("missing port")
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return bad("invalid port")
-	}
-	if err := checkHostName(host); err != nil {
-		return bad(err.Error())
-	}
-	return UpstreamTarget{Scheme: u.Scheme, Address: net.JoinHostPort(host, port), ServerName: host}, nil
-}
-
-// UpstreamTarget parses r.Upstream and applies r.UpstreamSNI.
+// UpstreamTarget parses r.Upstream with the gateway's rule
+// (gateway.ParseUpstreamURL, the one NewProxy applies: gemini:// defaults
+// to port 1965, tcp:// needs a port) and applies r.UpstreamSNI.
 func (r RouteConfig) UpstreamTarget() (UpstreamTarget, error) {
-	t, err := ParseUpstream(r.Upstream)
+	u, err := gateway.ParseUpstreamURL(r.Upstream)
 	if err != nil {
 		return UpstreamTarget{}, err
 	}
+	t := UpstreamTarget{Scheme: u.Scheme, Address: u.Address(), ServerName: u.Host}
 	if r.UpstreamSNI != "" {
-		t.ServerName = r.UpstreamSNI
+		if t.ServerName, err = gateway.NormalizeHost(r.UpstreamSNI); err != nil {
+			return UpstreamTarget{}, fmt.Errorf("invalid host name %q: %w", r.UpstreamSNI, err)
+		}
 	}
 	return t, nil
 }
@@ -147,7 +118,7 @@ func (g GatewayConfig) ListenPort() (uint16, error) {
 }
 
 // parseListen checks a listen address "host:port": host empty, an IP
-// literal or a host name; port 0..65535.
+// literal (no zone) or a host name; port 0..65535.
 func parseListen(s string) (host string, port uint16, err error) {
 	h, p, err := net.SplitHostPort(s)
 	if err != nil {
@@ -158,39 +129,12 @@ func parseListen(s string) (host string, port uint16, err error) {
 		return "", 0, fmt.Errorf("invalid address %q: invalid port %q", s, p)
 	}
 	if h != "" {
-		if _, err := netip.ParseAddr(h); err != nil {
-			if err := checkHostName(h); err != nil {
-				return "", 0, fmt.Errorf("invalid address %q: %w", s, err)
-			}
+		// The gateway's rule for a host to dial or listen on.
+		if _, err := gateway.NormalizeDialHost(h); err != nil {
+			return "", 0, fmt.Errorf("invalid address %q: %w", s, err)
 		}
 	}
 	return h, uint16(n), nil
-}
-
-// checkHostName accepts an IP literal or a DNS-like name: dot-separated
-// non-empty labels of letters, digits, '-' and '_' (non-ASCII letters and
-// marks are allowed; the gateway converts them to punycode). A trailing dot is allowed.
-func checkHostName(s string) error {
-	if _, err := netip.ParseAddr(s); err == nil {
-		return nil
-	}
-	t := strings.TrimSuffix(s, ".")
-	if t == "" || len(t) > 253 {
-		return fmt.Errorf("invalid host name %q", s)
-	}
-	for label := range strings.SplitSeq(t, ".") {
-		if label == "" {
-			return fmt.Errorf("invalid host name %q: empty label", s)
-		}
-		for _, r := range label {
-			ok := r == '-' || r == '_' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') ||
-				(r > unicode.MaxASCII && r != utf8.RuneError && (unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)))
-			if !ok {
-				return fmt.Errorf("invalid host name %q: bad character %q", s, r)
-			}
-		}
-	}
-	return nil
 }
 
 // HostLiteral returns a host name or alias as the gateway takes it: an
