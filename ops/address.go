@@ -118,7 +118,7 @@ func (g GatewayConfig) ListenPort() (uint16, error) {
 }
 
 // parseListen checks a listen address "host:port": host empty, an IP
-// literal (no zone) or a host name; port 0..65535.
+// literal or a host name; port 0..65535.
 func parseListen(s string) (host string, port uint16, err error) {
 	h, p, err := net.SplitHostPort(s)
 	if err != nil {
@@ -128,8 +128,8 @@ func parseListen(s string) (host string, port uint16, err error) {
 	if err != nil {
 		return "", 0, fmt.Errorf("invalid address %q: invalid port %q", s, p)
 	}
-	if h != "" {
-		// The gateway's rule for a host to dial or listen on.
+	if _, err := netip.ParseAddr(h); h != "" && err != nil {
+		// A name: the gateway's rule for a host to dial or listen on.
 		if _, err := gateway.NormalizeDialHost(h); err != nil {
 			return "", 0, fmt.Errorf("invalid address %q: %w", s, err)
 		}
