@@ -29,7 +29,7 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	if !strings.Contains(t, "/") {
 		a, err := netip.ParseAddr(t)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %w", s, err)
+			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %s", s, notCIDR)
 		}
 		if a.Zone() != "" {
 			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: zones are not allowed", s)
@@ -39,13 +39,20 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	}
 	p, err := netip.ParsePrefix(t)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %w", s, err)
+		addr, bits, _ := strings.Cut(t, "/")
+		if a, err := netip.ParseAddr(addr); err == nil && a.Zone() == "" {
+			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: prefix length %q is not 0..%d", s, bits, a.BitLen())
+		}
+		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %s", s, notCIDR)
 	}
 	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
 		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 	}
 	return p.Masked(), nil
 }
+
+// notCIDR says what an access-list entry should look like.
+const notCIDR = "want an IP address or a CIDR such as 203.0.113.0/24 or 2001:db8::/32"
 
 // parsePrefixes parses every entry with ParsePrefix.
 func parsePrefixes(list []string) ([]netip.Prefix, error) {
@@ -122,7 +129,7 @@ func (g GatewayConfig) ListenPort() (uint16, error) {
 func parseListen(s string) (host string, port uint16, err error) {
 	h, p, err := net.SplitHostPort(s)
 	if err != nil {
-		return "", 0, fmt.Errorf("invalid address %q: %w", s, err)
+		return "", 0, fmt.Errorf("invalid address %q: want host:port, e.g. 127.0.0.1:1965, [::1]:1965 or :1965", s)
 	}
 	n, err := strconv.ParseUint(p, 10, 16)
 	if err != nil {
