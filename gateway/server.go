@@ -42,7 +42,8 @@ func DefaultLimits() Limits {
 // Config is everything a Server needs. cmd/node builds it from the
 // operator's configuration.
 type Config struct {
-	// Listen is the TCP address to listen on, e.g. "127.0.0.1:1965".
+	// Listen is the TCP address Open listens on, e.g. "127.0.0.1:1965";
+	// see Listen for the address families it covers.
 	Listen string
 	// Hosts are the virtual hosts; the first is the default. At least one.
 	Hosts  []Host
@@ -188,12 +189,12 @@ func (s *Server) hostFor(sni string) *vhost {
 	return s.hosts[0]
 }
 
-// Open listens on cfg.Listen and starts serving in the background.
+// Open listens on cfg.Listen (see Listen) and starts serving in the
+// background.
 func (s *Server) Open(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	ln, err := Listen(ctx, s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+		return err
 	}
 	return s.Serve(ln)
 }

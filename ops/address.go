@@ -5,21 +5,19 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/chimalli/chimalli/gateway"
 	"github.com/chimalli/chimalli/tofu"
 )
 
-// Upstream schemes accepted in RouteConfig.Upstream.
+// Upstream schemes accepted in RouteConfig.Upstream (the gateway's).
 const (
 	// SchemeGemini proxies to a Gemini server over TLS.
-	SchemeGemini = "gemini"
+	SchemeGemini = gateway.UpstreamGemini
 	// SchemeTCP proxies Gemini requests over plain TCP (a private network).
-	SchemeTCP = "tcp"
+	SchemeTCP = gateway.UpstreamTCP
 )
 
 // ParsePrefix parses an access-list entry: a CIDR ("203.0.113.0/24") or a
@@ -31,7 +29,7 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	if !strings.Contains(t, "/") {
 		a, err := netip.ParseAddr(t)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %w", s, err)
+			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %s", s, notCIDR)
 		}
 		if a.Zone() != "" {
 			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: zones are not allowed", s)
@@ -41,13 +39,20 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	}
 	p, err := netip.ParsePrefix(t)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %w", s, err)
+		addr, bits, _ := strings.Cut(t, "/")
+		if a, err := netip.ParseAddr(addr); err == nil && a.Zone() == "" {
+			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: prefix length %q is not 0..%d", s, bits, a.BitLen())
+		}
+		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %s", s, notCIDR)
 	}
 	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
 		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 	}
 	return p.Masked(), nil
 }
+
+// notCIDR says what an access-list entry should look like.
+const notCIDR = "want an IP address or a CIDR such as 203.0.113.0/24 or 2001:db8::/32"
 
 // parsePrefixes parses every entry with ParsePrefix.
 func parsePrefixes(list []string) ([]netip.Prefix, error) {
@@ -92,50 +97,23 @@ type UpstreamTarget struct {
 	// Address is "host:port", ready for net.Dial.
 	Address string
 	// ServerName is the name sent upstream (TLS SNI and the request URL's
-	// host): upstream_sni, or the upstream's host.
+	// host): upstream_sni, or the upstream's host, normalised.
 	ServerName string
 }
 
-// ParseUpstream parses "gemini://host:port" or "tcp://host:port". The URL
-// may not carry user info, a path other than "/", a query or a fragment.
-func ParseUpstream(raw string) (UpstreamTarget, error) {
-	bad := func(why string) (UpstreamTarget, error) {
-		return UpstreamTarget{}, fmt.Errorf("invalid upstream %q: %s (want gemini://host:port or tcp://host:port)", raw, why)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return bad("not a URL")
-	}
-	if u.Scheme != SchemeGemini && u.Scheme != SchemeTCP {
-		return bad("scheme must be gemini or tcp")
-	}
-	if u.Opaque != "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return bad("only scheme, host and port are allowed")
-	}
-	host, port := u.Hostname(), u.Port()
-	if host == "" {
-		return bad("missing host")
-	}
-	if port == "" {
-		return bad("missing port")
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return bad("invalid port")
-	}
-	if err := checkHostName(host); err != nil {
-		return bad(err.Error())
-	}
-	return UpstreamTarget{Scheme: u.Scheme, Address: net.JoinHostPort(host, port), ServerName: host}, nil
-}
-
-// UpstreamTarget parses r.Upstream and applies r.UpstreamSNI.
+// UpstreamTarget parses r.Upstream with the gateway's rule
+// (gateway.ParseUpstreamURL, the one NewProxy applies: gemini:// defaults
+// to port 1965, tcp:// needs a port) and applies r.UpstreamSNI.
 func (r RouteConfig) UpstreamTarget() (UpstreamTarget, error) {
-	t, err := ParseUpstream(r.Upstream)
+	u, err := gateway.ParseUpstreamURL(r.Upstream)
 	if err != nil {
 		return UpstreamTarget{}, err
 	}
+	t := UpstreamTarget{Scheme: u.Scheme, Address: u.Address(), ServerName: u.Host}
 	if r.UpstreamSNI != "" {
-		t.ServerName = r.UpstreamSNI
+		if t.ServerName, err = gateway.NormalizeHost(r.UpstreamSNI); err != nil {
+			return UpstreamTarget{}, fmt.Errorf("invalid host name %q: %w", r.UpstreamSNI, err)
+		}
 	}
 	return t, nil
 }
@@ -151,46 +129,19 @@ func (g GatewayConfig) ListenPort() (uint16, error) {
 func parseListen(s string) (host string, port uint16, err error) {
 	h, p, err := net.SplitHostPort(s)
 	if err != nil {
-		return "", 0, fmt.Errorf("invalid address %q: %w", s, err)
+		return "", 0, fmt.Errorf("invalid address %q: want host:port, e.g. 127.0.0.1:1965, [::1]:1965 or :1965", s)
 	}
 	n, err := strconv.ParseUint(p, 10, 16)
 	if err != nil {
 		return "", 0, fmt.Errorf("invalid address %q: invalid port %q", s, p)
 	}
-	if h != "" {
-		if _, err := netip.ParseAddr(h); err != nil {
-			if err := checkHostName(h); err != nil {
-				return "", 0, fmt.Errorf("invalid address %q: %w", s, err)
-			}
+	if _, err := netip.ParseAddr(h); h != "" && err != nil {
+		// A name: the gateway's rule for a host to dial or listen on.
+		if _, err := gateway.NormalizeDialHost(h); err != nil {
+			return "", 0, fmt.Errorf("invalid address %q: %w", s, err)
 		}
 	}
 	return h, uint16(n), nil
-}
-
-// checkHostName accepts an IP literal or a DNS-like name: dot-separated
-// non-empty labels of letters, digits, '-' and '_' (non-ASCII letters and
-// marks are allowed; the gateway converts them to punycode). A trailing dot is allowed.
-func checkHostName(s string) error {
-	if _, err := netip.ParseAddr(s); err == nil {
-		return nil
-	}
-	t := strings.TrimSuffix(s, ".")
-	if t == "" || len(t) > 253 {
-		return fmt.Errorf("invalid host name %q", s)
-	}
-	for label := range strings.SplitSeq(t, ".") {
-		if label == "" {
-			return fmt.Errorf("invalid host name %q: empty label", s)
-		}
-		for _, r := range label {
-			ok := r == '-' || r == '_' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') ||
-				(r > unicode.MaxASCII && r != utf8.RuneError && (unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)))
-			if !ok {
-				return fmt.Errorf("invalid host name %q: bad character %q", s, r)
-			}
-		}
-	}
-	return nil
 }
 
 // HostLiteral returns a host name or alias as the gateway takes it: an

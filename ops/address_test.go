@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/chimalli/chimalli/gateway"
+	"github.com/chimalli/chimalli/tofu"
 )
 
 func TestParsePrefix(t *testing.T) {
@@ -78,30 +79,51 @@ func FuzzParsePrefix(f *testing.F) {
 	})
 }
 
-func TestParseUpstream(t *testing.T) {
+func TestRouteUpstreamTarget(t *testing.T) {
 	tests := []struct {
-		in   string
-		want UpstreamTarget
+		in, sni string
+		want    UpstreamTarget
 	}{
-		{"gemini://127.0.0.1:1966", UpstreamTarget{SchemeGemini, "127.0.0.1:1966", "127.0.0.1"}},
-		{"gemini://backend.example:1965/", UpstreamTarget{SchemeGemini, "backend.example:1965", "backend.example"}},
-		{"tcp://[fd00::2]:7000", UpstreamTarget{SchemeTCP, "[fd00::2]:7000", "fd00::2"}},
+		{"gemini://127.0.0.1:1966", "", UpstreamTarget{SchemeGemini, "127.0.0.1:1966", "127.0.0.1"}},
+		{"gemini://backend.example:1965/", "", UpstreamTarget{SchemeGemini, "backend.example:1965", "backend.example"}},
+		{"gemini://Backend.Example", "", UpstreamTarget{SchemeGemini, "backend.example:1965", "backend.example"}},
+		{"tcp://[fd00::2]:7000", "", UpstreamTarget{SchemeTCP, "[fd00::2]:7000", "fd00::2"}},
+		{"gemini://127.0.0.1:1966", "Molly.Example.org", UpstreamTarget{SchemeGemini, "127.0.0.1:1966", "molly.example.org"}},
 	}
 	for _, tt := range tests {
-		got, err := ParseUpstream(tt.in)
+		r := RouteConfig{Upstream: tt.in, UpstreamSNI: tt.sni}
+		got, err := r.UpstreamTarget()
 		if err != nil || got != tt.want {
-			t.Errorf("ParseUpstream(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+			t.Errorf("UpstreamTarget(%q, sni %q) = %+v, %v; want %+v", tt.in, tt.sni, got, err, tt.want)
 		}
 	}
-	for _, in := range []string{"", "backend:1965", "http://a:80", "gemini://a", "gemini://a:0", "gemini://a:99999",
+	for _, in := range []string{"", "backend:1965", "http://a:80", "tcp://a", "gemini://a:0", "gemini://a:99999",
 		"gemini://u@a:1965", "gemini://a:1965/x", "gemini://a:1965?q", "gemini://a:1965#f", "tcp://a b:1", "gemini:a:1965", "gemini://:1965"} {
-		if got, err := ParseUpstream(in); err == nil {
-			t.Errorf("ParseUpstream(%q) = %+v, want an error", in, got)
+		if got, err := (RouteConfig{Upstream: in}).UpstreamTarget(); err == nil {
+			t.Errorf("UpstreamTarget(%q) = %+v, want an error", in, got)
 		}
 	}
-	r := RouteConfig{Upstream: "gemini://127.0.0.1:1966", UpstreamSNI: "molly.example.org"}
-	if got, err := r.UpstreamTarget(); err != nil || got.ServerName != "molly.example.org" || got.Address != "127.0.0.1:1966" {
-		t.Errorf("UpstreamTarget = %+v, %v", got, err)
+}
+
+// An upstream accepted at load is accepted by the gateway at start, and one
+// the gateway refuses is refused at load, by key: one rule for both.
+func TestUpstreamRuleIsTheGateways(t *testing.T) {
+	for _, up := range []string{
+		"gemini://backend.example", "gemini://backend.example:1966", "GEMINI://Backend.Example.", "tcp://my_app:7000",
+		"gemini://bücher.example", "tcp://[fd00::2]:7000",
+		"tcp://backend.example", "gemini://127.1", "gemini://-a.example", "tcp://[fe80::1%25lo]:1", "gemini://a:0",
+		"http://a:80", "gemini://a/x",
+	} {
+		cfg := validConfig()
+		cfg.Gateway.Hosts[0].Routes = []RouteConfig{route("/", func(r *RouteConfig) { r.Docroot = ""; r.Upstream = up })}
+		loadErr := cfg.Validate()
+		_, startErr := gateway.NewProxy(gateway.ProxyConfig{Upstream: up, Pins: tofu.NewMemStore()})
+		if (loadErr == nil) != (startErr == nil) {
+			t.Errorf("upstream %q: Validate says %v, NewProxy says %v", up, loadErr, startErr)
+		}
+		if loadErr != nil && !strings.Contains(loadErr.Error(), "gateway.hosts[0].routes[0].upstream: ") {
+			t.Errorf("upstream %q: error %v does not name the key", up, loadErr)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // ByteSize is a number of bytes. In configuration it is written as a plain
@@ -27,8 +28,11 @@ const (
 	TB  ByteSize = 1000 * GB
 )
 
-// ErrBadByteSize is returned by ParseByteSize for malformed input.
-var ErrBadByteSize = errors.New("invalid byte size")
+// ErrBadByteSize is wrapped by the errors of ParseByteSize.
+var ErrBadByteSize = errors.New("not a byte size")
+
+// byteSizeHelp says how to write a byte size; %s is an example.
+const byteSizeHelp = "use an integer with an optional unit: B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, e.g. %s"
 
 // byteUnit is a named multiple of a byte.
 type byteUnit struct {
@@ -45,29 +49,47 @@ func byteUnits() [8]byteUnit {
 }
 
 // ParseByteSize parses a byte size such as "10MiB", "512 KiB", "1GB" or
-// "4096". Negative, fractional and overflowing values are refused.
+// "4096". Negative, fractional and overflowing values are refused with an
+// error that wraps ErrBadByteSize and says how to write the value
+// (`"1.5MiB": not a byte size (use an integer …, e.g. 1536KiB)`).
 func ParseByteSize(s string) (ByteSize, error) {
 	t := strings.TrimSpace(s)
 	i := 0
 	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
 		i++
 	}
-	if i == 0 {
-		return 0, fmt.Errorf("%w %q: want an integer with an optional unit, e.g. \"10MiB\"", ErrBadByteSize, s)
-	}
-	n, err := strconv.ParseInt(t[:i], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%w %q: too large", ErrBadByteSize, s)
-	}
 	unit := strings.TrimLeft(t[i:], " ")
 	mult, ok := unitSize(unit)
-	if !ok {
-		return 0, fmt.Errorf("%w %q: unknown unit %q (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)", ErrBadByteSize, s, unit)
+	if i == 0 || !ok {
+		return 0, fmt.Errorf("%q: %w ("+byteSizeHelp+")", s, ErrBadByteSize, byteSizeExample(t))
 	}
-	if n > math.MaxInt64/int64(mult) {
-		return 0, fmt.Errorf("%w %q: too large", ErrBadByteSize, s)
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil || n > math.MaxInt64/int64(mult) {
+		return 0, fmt.Errorf("%q: %w: too large (at most %dTiB)", s, ErrBadByteSize, math.MaxInt64/int64(TiB))
 	}
 	return ByteSize(n) * mult, nil
+}
+
+// byteSizeExample returns the integer spelling of a fractional size
+// ("1.5MiB" → "1536KiB"), or "10MiB" when there is none.
+func byteSizeExample(t string) string {
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(t)
+	}
+	f, err := strconv.ParseFloat(t[:i], 64)
+	mult, ok := unitSize(strings.TrimLeft(t[i:], " "))
+	if err != nil || !ok || f <= 0 {
+		return "10MiB"
+	}
+	b := f * float64(mult)
+	if b != math.Trunc(b) || b >= 1<<53 {
+		return "10MiB"
+	}
+	if e := ByteSize(b).String(); strings.IndexFunc(e, unicode.IsLetter) >= 0 {
+		return e
+	}
+	return ByteSize(b).String() + "B"
 }
 
 // unitSize returns the multiplier of a unit name ("" means bytes).

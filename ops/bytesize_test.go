@@ -121,3 +121,19 @@ func BenchmarkParseByteSize(b *testing.B) {
 		}
 	}
 }
+
+// A malformed size is explained in user words with an integer spelling of
+// what was meant, never as a wrong unit.
+func TestParseByteSizeMessages(t *testing.T) {
+	for in, want := range map[string]string{
+		"1.5MiB":     `"1.5MiB": not a byte size (use an integer with an optional unit: B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, e.g. 1536KiB)`,
+		"0.5 GB":     `"0.5 GB": not a byte size (use an integer with an optional unit: B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, e.g. 500MB)`,
+		"10XB":       `"10XB": not a byte size (use an integer with an optional unit: B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, e.g. 10MiB)`,
+		"-1":         `"-1": not a byte size (use an integer with an optional unit: B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, e.g. 10MiB)`,
+		"8388608TiB": `"8388608TiB": not a byte size: too large (at most 8388607TiB)`,
+	} {
+		if _, err := ParseByteSize(in); err == nil || err.Error() != want {
+			t.Errorf("ParseByteSize(%q) error\n got %v\nwant %s", in, err, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,7 +137,7 @@ func TestLoadEnvMapping(t *testing.T) {
 			[]string{"203.0.113.0/24", "198.51.100.7"}},
 		{"empty list", "CHIMALLI_ACCESS__ALLOW=", func(c *Config) any { return c.Access.Allow }, []string{}},
 		{"int list", "CHIMALLI_GATEWAY__PUBLIC_PORTS=1965,1966", func(c *Config) any { return c.Gateway.PublicPorts }, []int{1965, 1966}},
-		{"reserved CHIMALLI_CONFIG ignored", "CHIMALLI_CONFIG=/etc/chimalli.yaml", func(c *Config) any { return c.Node.DataDir }, DefaultDataDir},
+		{"empty CHIMALLI_CONFIG is no file", "CHIMALLI_CONFIG=", func(c *Config) any { return c.Node.DataDir }, DefaultDataDir},
 		{"other prefix ignored", "chimalli_log__level=debug", func(c *Config) any { return c.Log.Level }, "error"},
 	}
 	for _, tt := range tests {
@@ -158,7 +159,7 @@ func TestLoadEnvErrors(t *testing.T) {
 		{"hosts only in a file", "CHIMALLI_GATEWAY__HOSTS=x", "CHIMALLI_GATEWAY__HOSTS: lists of tables"},
 		{"bad int", "CHIMALLI_GATEWAY__LIMITS__MAX_CONNS=lots", "gateway.limits.max_conns: "},
 		{"bad duration", "CHIMALLI_GATEWAY__LIMITS__WRITE_TIMEOUT=soon", `gateway.limits.write_timeout: invalid duration "soon"`},
-		{"bad byte size", "CHIMALLI_GATEWAY__LIMITS__MAX_TITAN_BYTES=10XB", `gateway.limits.max_titan_bytes: invalid byte size "10XB"`},
+		{"bad byte size", "CHIMALLI_GATEWAY__LIMITS__MAX_TITAN_BYTES=10XB", `gateway.limits.max_titan_bytes: "10XB": not a byte size`},
 		{"invalid value", "CHIMALLI_LOG__LEVEL=loud", `log.level: unknown log level "loud"`},
 	}
 	for _, tt := range tests {
@@ -341,7 +342,7 @@ func TestLoadValueErrors(t *testing.T) {
 		{"bare number duration", "gateway: {limits: {handshake_timeout: 5}}", "gateway.limits.handshake_timeout: invalid duration 5: a duration needs a unit"},
 		{"bad duration", "gateway: {limits: {request_timeout: fast}}", `gateway.limits.request_timeout: invalid duration "fast"`},
 		{"route bare duration", "gateway: {hosts: [{name: a.example, routes: [{prefix: /, docroot: d, timeout: 30}]}]}", "gateway.hosts[0].routes[0].timeout: invalid duration 30"},
-		{"bad byte size", "gateway: {limits: {max_titan_bytes: 10XB}}", `gateway.limits.max_titan_bytes: invalid byte size "10XB"`},
+		{"bad byte size", "gateway: {limits: {max_titan_bytes: 10XB}}", `gateway.limits.max_titan_bytes: "10XB": not a byte size`},
 		{"negative byte size", "gateway: {limits: {max_titan_bytes: -1}}", "gateway.limits.max_titan_bytes: must be > 0"},
 		{"bad int", "gateway: {limits: {max_conns: many}}", "gateway.limits.max_conns: "},
 		{"list for scalar", "log: {level: [a, b]}", "log.level: "},
@@ -497,5 +498,115 @@ func TestLoadReportsEnvAndFileProblemsTogether(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error = %v, want it to contain %q", err, w)
 		}
+	}
+}
+
+// A bad value gets the same message, by key, from a file and from a
+// variable, in the user's words (no Go type names), and decoding problems
+// do not hide the value errors of other keys.
+func TestLoadSameErrorFromFileAndEnv(t *testing.T) {
+	tests := []struct {
+		name, file, env, want string
+	}{
+		{"negative threshold", "auto_ban: {threshold: -1}", "CHIMALLI_AUTO_BAN__THRESHOLD=-1",
+			"auto_ban.threshold: must be 0..4294967295, got -1"},
+		{"threshold too large", "auto_ban: {threshold: 4294967296}", "CHIMALLI_AUTO_BAN__THRESHOLD=4294967296",
+			"auto_ban.threshold: must be 0..4294967295, got 4294967296"},
+		{"negative max_conns", "gateway: {limits: {max_conns: -1}}", "CHIMALLI_GATEWAY__LIMITS__MAX_CONNS=-1",
+			"gateway.limits.max_conns: must be > 0, got -1"},
+		{"fraction for an integer", "gateway: {limits: {max_conns: 1.5}}", "CHIMALLI_GATEWAY__LIMITS__MAX_CONNS=1.5",
+			"gateway.limits.max_conns: want an integer, got 1.5"},
+		{"word for an integer", "gateway: {limits: {max_conns: many}}", "CHIMALLI_GATEWAY__LIMITS__MAX_CONNS=many",
+			`gateway.limits.max_conns: want an integer, got "many"`},
+		{"word for a number", "rate_limit: {capacity: abc}", "CHIMALLI_RATE_LIMIT__CAPACITY=abc",
+			`rate_limit.capacity: want a number, got "abc"`},
+		{"word for a boolean", "access: {default_allow: maybe}", "CHIMALLI_ACCESS__DEFAULT_ALLOW=maybe",
+			`access.default_allow: want true or false, got "maybe"`},
+		{"fractional byte size", "gateway: {limits: {max_titan_bytes: 1.5MiB}}", "CHIMALLI_GATEWAY__LIMITS__MAX_TITAN_BYTES=1.5MiB",
+			`gateway.limits.max_titan_bytes: "1.5MiB": not a byte size (use an integer with an optional unit: B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, e.g. 1536KiB)`},
+		{"bare number duration", "gateway: {limits: {write_timeout: 5}}", "CHIMALLI_GATEWAY__LIMITS__WRITE_TIMEOUT=5",
+			`gateway.limits.write_timeout: invalid duration 5: a duration needs a unit, e.g. "5s"`},
+		{"word for a port", "gateway: {public_ports: [1965, a]}", "CHIMALLI_GATEWAY__PUBLIC_PORTS=1965,a",
+			`gateway.public_ports[1]: want an integer, got "a"`},
+		{"bad CIDR", "access: {deny: [10.0.0.0/33]}", "CHIMALLI_ACCESS__DENY=10.0.0.0/33",
+			`access.deny[0]: invalid CIDR "10.0.0.0/33": prefix length "33" is not 0..32`},
+		{"not an address", "gateway: {listen: nope}", "CHIMALLI_GATEWAY__LISTEN=nope",
+			`gateway.listen: invalid address "nope": want host:port, e.g. 127.0.0.1:1965, [::1]:1965 or :1965`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Each source also carries an independent value error, which
+			// must be reported beside the first.
+			const other = "log.format: "
+			fromFile := writeConfig(t, "c.yaml", tt.file+"\nlog: {format: xml}\n")
+			_, errFile := Load(LoadOptions{File: fromFile, Env: []string{}})
+			_, errEnv := Load(LoadOptions{Env: []string{tt.env, "CHIMALLI_LOG__FORMAT=xml"}})
+			for src, err := range map[string]error{"file": errFile, "env": errEnv} {
+				if err == nil {
+					t.Fatalf("%s: accepted", src)
+				}
+				lines := strings.Split(err.Error(), "\n")
+				if !slices.Contains(lines, tt.want) {
+					t.Errorf("%s: error\n%v\nhas no line %q", src, err, tt.want)
+				}
+				if !strings.Contains(err.Error(), other) {
+					t.Errorf("%s: error\n%v\nhides the log.format error", src, err)
+				}
+				if len(lines) != 3 {
+					t.Errorf("%s: %d lines, want the heading and 2 problems:\n%v", src, len(lines), err)
+				}
+				if strings.Contains(err.Error(), "interface") || strings.Contains(err.Error(), "strconv") {
+					t.Errorf("%s: error leaks Go internals: %v", src, err)
+				}
+			}
+		})
+	}
+}
+
+// Unknown keys, values of the wrong type and invalid values are all
+// reported at once, each by key, and a value that cannot be decoded is
+// not reported a second time by validation.
+func TestLoadReportsEveryKindOfProblemAtOnce(t *testing.T) {
+	p := writeConfig(t, "c.yaml", `
+gateway:
+  lisen: x
+  limits: {max_conns: lots, handshake_timeout: 0s}
+  hosts:
+    - name: a.example
+      routes: [{prefix: /, docroot: d, timeout: x}]
+log: {level: [a, b], format: xml}
+`)
+	_, err := Load(LoadOptions{File: p, Env: []string{"CHIMALLI_RATE_LIMIT__MAX_KEYS=0"}})
+	want := `invalid configuration:
+gateway.hosts[0].routes[0].timeout: invalid duration "x": want a number with a unit, e.g. "5s" or "1m30s"
+gateway.limits.max_conns: want an integer, got "lots"
+gateway.lisen: unknown key
+log.level: want a string, got a list
+gateway.limits.handshake_timeout: must be > 0, got 0s
+rate_limit.max_keys: must be > 0, got 0
+log.format: unknown log format "xml" (want json or text)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error\n%v\nwant\n%s", err, want)
+	}
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Error("error does not wrap ErrUnknownKey")
+	}
+}
+
+// CHIMALLI_CONFIG names the file when --config (LoadOptions.File) does not.
+func TestLoadConfigFileFromEnv(t *testing.T) {
+	fromEnv := writeConfig(t, "env.yaml", "node: {data_dir: /from/env-file}\n")
+	fromFlag := writeConfig(t, "flag.toml", "[node]\ndata_dir = \"/from/flag-file\"\n")
+	env := []string{"CHIMALLI_CONFIG=" + fromEnv}
+	if got := mustLoad(t, LoadOptions{Env: env}).Node.DataDir; got != "/from/env-file" {
+		t.Errorf("CHIMALLI_CONFIG: data_dir = %q, want /from/env-file", got)
+	}
+	if got := mustLoad(t, LoadOptions{File: fromFlag, Env: env}).Node.DataDir; got != "/from/flag-file" {
+		t.Errorf("--config and CHIMALLI_CONFIG: data_dir = %q, want the flag's file to win", got)
+	}
+	missing := filepath.Join(t.TempDir(), "none.yaml")
+	_, err := Load(LoadOptions{Env: []string{"CHIMALLI_CONFIG=" + missing}})
+	if err == nil || !strings.Contains(err.Error(), missing+" (CHIMALLI_CONFIG)") {
+		t.Errorf("missing CHIMALLI_CONFIG file: error %v, want it to name the file and the variable", err)
 	}
 }

@@ -188,11 +188,12 @@ func validateRoute(v *validator, key string, r RouteConfig) {
 	}
 	var scheme string
 	if r.Upstream != "" {
-		t, err := ParseUpstream(r.Upstream)
+		// The gateway's rule, the one NewProxy applies at start.
+		u, err := gateway.ParseUpstreamURL(r.Upstream)
 		if err != nil {
 			v.addErr(key+".upstream", err)
 		}
-		scheme = t.Scheme
+		scheme = u.Scheme
 	}
 	if r.UpstreamSNI != "" {
 		if r.Upstream == "" {

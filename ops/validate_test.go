@@ -109,7 +109,7 @@ func TestValidateMessages(t *testing.T) {
 		{"no handler", func(c *Config) { c.Gateway.Hosts[0].Routes[2].Docroot = "" }, "gateway.hosts[0].routes[2]: exactly one of docroot, upstream must be set"},
 		{"two handlers", func(c *Config) { c.Gateway.Hosts[0].Routes[2].Upstream = "gemini://a.example:1965" }, "gateway.hosts[0].routes[2]: exactly one of docroot, upstream must be set"},
 		{"upstream scheme", func(c *Config) { c.Gateway.Hosts[1].Routes[0].Upstream = "https://a.example:443" }, `gateway.hosts[1].routes[0].upstream: invalid upstream "https://a.example:443": scheme must be gemini or tcp`},
-		{"upstream without port", func(c *Config) { c.Gateway.Hosts[1].Routes[0].Upstream = "gemini://a.example" }, "gateway.hosts[1].routes[0].upstream: invalid upstream \"gemini://a.example\": missing port"},
+		{"tcp upstream without port", func(c *Config) { c.Gateway.Hosts[1].Routes[0].Upstream = "tcp://a.example" }, "gateway.hosts[1].routes[0].upstream: invalid upstream \"tcp://a.example\": tcp:// needs a port"},
 		{"upstream without host", func(c *Config) { c.Gateway.Hosts[1].Routes[0].Upstream = "gemini://:1965" }, "gateway.hosts[1].routes[0].upstream: invalid upstream \"gemini://:1965\": missing host"},
 		{"upstream with path", func(c *Config) { c.Gateway.Hosts[1].Routes[0].Upstream = "gemini://a.example:1965/x" }, "gateway.hosts[1].routes[0].upstream: invalid upstream \"gemini://a.example:1965/x\": only scheme, host and port"},
 		{"upstream sni without upstream", func(c *Config) { c.Gateway.Hosts[0].Routes[2].UpstreamSNI = "a.example" }, "gateway.hosts[0].routes[2].upstream_sni: only valid with upstream"},
@@ -196,6 +196,7 @@ func TestValidateAcceptsImpliedAndOptional(t *testing.T) {
 		{"widest prefixes", func(c *Config) { c.RateLimit.IPv4Prefix, c.RateLimit.IPv6Prefix = 1, 1 }},
 		{"upper-case log", func(c *Config) { c.Log.Level, c.Log.Format = "DEBUG", "Text" }},
 		{"tcp upstream ipv6", func(c *Config) { c.Gateway.Hosts[0].Routes[1].Upstream = "tcp://[fd00::2]:7000" }},
+		{"gemini upstream on the default port", func(c *Config) { c.Gateway.Hosts[1].Routes[0].Upstream = "gemini://a.example" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
