@@ -19,6 +19,7 @@ import (
 type Limits struct {
 	HandshakeTimeout time.Duration // TLS handshake, from accept
 	RequestTimeout   time.Duration // reading the request line (slowloris), and each read of a Titan body
+	DecideTimeout    time.Duration // the request-time layers, a TOFU claim's commit included
 	WriteTimeout     time.Duration // each write to a client that stops reading
 	MaxRequestBytes  int           // request line without CRLF; at most MaxRequestLine
 	MaxConns         int           // connections held at once, all clients
@@ -31,6 +32,7 @@ func DefaultLimits() Limits {
 	return Limits{
 		HandshakeTimeout: 5 * time.Second,
 		RequestTimeout:   5 * time.Second,
+		DecideTimeout:    5 * time.Second,
 		WriteTimeout:     30 * time.Second,
 		MaxRequestBytes:  MaxRequestLine,
 		MaxConns:         10000,
@@ -132,7 +134,7 @@ func New(cfg Config) (*Server, error) {
 
 func (l Limits) validate() error {
 	var errs []error
-	if l.HandshakeTimeout <= 0 || l.RequestTimeout <= 0 || l.WriteTimeout <= 0 {
+	if l.HandshakeTimeout <= 0 || l.RequestTimeout <= 0 || l.DecideTimeout <= 0 || l.WriteTimeout <= 0 {
 		errs = append(errs, errors.New("limits: timeouts must be > 0"))
 	}
 	if l.MaxRequestBytes < 1 || l.MaxRequestBytes > MaxRequestLine {

@@ -120,6 +120,9 @@ type LimitsConfig struct {
 	HandshakeTimeout time.Duration `koanf:"handshake_timeout"`
 	// RequestTimeout bounds reading the request line (slowloris).
 	RequestTimeout time.Duration `koanf:"request_timeout"`
+	// DecideTimeout bounds the request-time layers, the commit of a TOFU
+	// claim included; past it the request gets 41.
+	DecideTimeout time.Duration `koanf:"decide_timeout"`
 	// WriteTimeout bounds each write to a client that stops reading.
 	WriteTimeout time.Duration `koanf:"write_timeout"`
 	// MaxConns bounds concurrent client connections on the node.
@@ -292,6 +295,7 @@ func DefaultConfig() *Config {
 				MaxRequestBytes:  lim.MaxRequestBytes,
 				HandshakeTimeout: lim.HandshakeTimeout,
 				RequestTimeout:   lim.RequestTimeout,
+				DecideTimeout:    lim.DecideTimeout,
 				WriteTimeout:     lim.WriteTimeout,
 				MaxConns:         lim.MaxConns,
 				MaxConnsPerIP:    lim.MaxConnsPerIP,

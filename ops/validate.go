@@ -106,6 +106,7 @@ func (c *Config) validateGateway(v *validator) {
 	}
 	v.positive("gateway.limits.handshake_timeout", l.HandshakeTimeout)
 	v.positive("gateway.limits.request_timeout", l.RequestTimeout)
+	v.positive("gateway.limits.decide_timeout", l.DecideTimeout)
 	v.positive("gateway.limits.write_timeout", l.WriteTimeout)
 	v.positiveInt("gateway.limits.max_conns", l.MaxConns)
 	v.positiveInt("gateway.limits.max_conns_per_ip", l.MaxConnsPerIP)

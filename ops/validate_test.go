@@ -77,6 +77,7 @@ func TestValidateMessages(t *testing.T) {
 		{"request bytes too many", func(c *Config) { c.Gateway.Limits.MaxRequestBytes = 1025 }, "gateway.limits.max_request_bytes: must be 1..1024, got 1025"},
 		{"handshake timeout", func(c *Config) { c.Gateway.Limits.HandshakeTimeout = 0 }, "gateway.limits.handshake_timeout: must be > 0"},
 		{"request timeout", func(c *Config) { c.Gateway.Limits.RequestTimeout = -time.Second }, "gateway.limits.request_timeout: must be > 0"},
+		{"decide timeout", func(c *Config) { c.Gateway.Limits.DecideTimeout = 0 }, "gateway.limits.decide_timeout: must be > 0"},
 		{"write timeout", func(c *Config) { c.Gateway.Limits.WriteTimeout = 0 }, "gateway.limits.write_timeout: must be > 0"},
 		{"max conns", func(c *Config) { c.Gateway.Limits.MaxConns = 0 }, "gateway.limits.max_conns: must be > 0"},
 		{"max conns per ip", func(c *Config) { c.Gateway.Limits.MaxConnsPerIP = -1 }, "gateway.limits.max_conns_per_ip: must be > 0"},

@@ -168,6 +168,7 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 		Limits: gateway.Limits{
 			HandshakeTimeout: lim.HandshakeTimeout,
 			RequestTimeout:   lim.RequestTimeout,
+			DecideTimeout:    lim.DecideTimeout,
 			WriteTimeout:     lim.WriteTimeout,
 			MaxRequestBytes:  lim.MaxRequestBytes,
 			MaxConns:         lim.MaxConns,
