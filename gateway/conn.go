@@ -55,6 +55,9 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	}
 	s.stats.handshakes.Add(1)
 	cs := tc.ConnectionState()
+	if cs.DidResume {
+		s.stats.resumed.Add(1)
+	}
 
 	bufp := lineBufPool.Get().(*[]byte)
 	defer lineBufPool.Put(bufp)
