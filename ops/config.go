@@ -75,6 +75,15 @@ type TLSConfig struct {
 	// TLS stack picks among them in its own order, post-quantum first.
 	// Empty means the TLS stack's default set.
 	KeyExchanges []string `koanf:"key_exchanges"`
+	// SessionTickets lets clients resume TLS sessions (see SessionLifetime
+	// and docs/security.md); false makes every connection a full handshake.
+	SessionTickets bool `koanf:"session_tickets"`
+	// SessionLifetime bounds the resumption of a session in which the
+	// client presented no certificate, from its full handshake.
+	SessionLifetime time.Duration `koanf:"session_lifetime"`
+	// CertSessionLifetime bounds the resumption of a session in which the
+	// client presented a certificate, from its full handshake.
+	CertSessionLifetime time.Duration `koanf:"cert_session_lifetime"`
 }
 
 // keyExchange maps a tls.key_exchanges value to its TLS group id.
@@ -301,7 +310,12 @@ func DefaultConfig() *Config {
 				MaxConnsPerIP:    lim.MaxConnsPerIP,
 				MaxTitanBytes:    ByteSize(lim.MaxTitanBytes),
 			},
-			TLS:   TLSConfig{KeyExchanges: []string{}},
+			TLS: TLSConfig{
+				KeyExchanges:        []string{},
+				SessionTickets:      true,
+				SessionLifetime:     gateway.DefaultSessionLifetime,
+				CertSessionLifetime: gateway.DefaultCertSessionLifetime,
+			},
 			Hosts: []HostConfig{},
 		},
 		Access: AccessConfig{DefaultAllow: true, Allow: []string{}, Deny: []string{}},

@@ -35,6 +35,14 @@ const maxSocketPath = 107
 // validator collects problems.
 type validator struct{ errs []error }
 
+// sessionLifetime checks a TLS session lifetime: > 0 and at most the
+// 7 days crypto/tls resumes at most.
+func (v *validator) sessionLifetime(key string, d time.Duration) {
+	if d <= 0 || d > gateway.MaxSessionLifetime {
+		v.add(key, "must be > 0 and at most 168h, got %s", d)
+	}
+}
+
 func (v *validator) add(key, format string, args ...any) {
 	v.errs = append(v.errs, &FieldError{Key: key, Err: fmt.Errorf(format, args...)})
 }
@@ -120,6 +128,8 @@ func (c *Config) validateGateway(v *validator) {
 	if _, err := g.TLS.CurvePreferences(); err != nil {
 		v.addErr("gateway.tls.key_exchanges", err)
 	}
+	v.sessionLifetime("gateway.tls.session_lifetime", g.TLS.SessionLifetime)
+	v.sessionLifetime("gateway.tls.cert_session_lifetime", g.TLS.CertSessionLifetime)
 
 	names := make(map[string]string) // normalised name → key path of first use
 	for i, h := range g.Hosts {

@@ -82,6 +82,8 @@ func TestValidateMessages(t *testing.T) {
 		{"max conns", func(c *Config) { c.Gateway.Limits.MaxConns = 0 }, "gateway.limits.max_conns: must be > 0"},
 		{"max conns per ip", func(c *Config) { c.Gateway.Limits.MaxConnsPerIP = -1 }, "gateway.limits.max_conns_per_ip: must be > 0"},
 		{"per ip above total", func(c *Config) { c.Gateway.Limits.MaxConnsPerIP = 20000 }, "gateway.limits.max_conns_per_ip: must not exceed gateway.limits.max_conns"},
+		{"session lifetime zero", func(c *Config) { c.Gateway.TLS.SessionLifetime = 0 }, "gateway.tls.session_lifetime: must be > 0 and at most 168h, got 0s"},
+		{"cert session lifetime too long", func(c *Config) { c.Gateway.TLS.CertSessionLifetime = 8 * 24 * time.Hour }, "gateway.tls.cert_session_lifetime: must be > 0 and at most 168h, got 192h0m0s"},
 		{"titan bytes", func(c *Config) { c.Gateway.Limits.MaxTitanBytes = 0 }, "gateway.limits.max_titan_bytes: must be > 0"},
 		{"host without name", func(c *Config) { c.Gateway.Hosts[1].Name = "" }, "gateway.hosts[1].name: must not be empty"},
 		{"host bad name", func(c *Config) { c.Gateway.Hosts[1].Name = "../etc" }, `gateway.hosts[1].name: invalid host name "../etc"`},
