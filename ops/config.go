@@ -75,6 +75,15 @@ type TLSConfig struct {
 	// TLS stack picks among them in its own order, post-quantum first.
 	// Empty means the TLS stack's default set.
 	KeyExchanges []string `koanf:"key_exchanges"`
+	// SessionTickets lets clients resume TLS sessions (see SessionLifetime
+	// and docs/security.md); false makes every connection a full handshake.
+	SessionTickets bool `koanf:"session_tickets"`
+	// SessionLifetime bounds the resumption of a session in which the
+	// client presented no certificate, from its full handshake.
+	SessionLifetime time.Duration `koanf:"session_lifetime"`
+	// CertSessionLifetime bounds the resumption of a session in which the
+	// client presented a certificate, from its full handshake.
+	CertSessionLifetime time.Duration `koanf:"cert_session_lifetime"`
 }
 
 // keyExchange maps a tls.key_exchanges value to its TLS group id.
@@ -120,6 +129,9 @@ type LimitsConfig struct {
 	HandshakeTimeout time.Duration `koanf:"handshake_timeout"`
 	// RequestTimeout bounds reading the request line (slowloris).
 	RequestTimeout time.Duration `koanf:"request_timeout"`
+	// DecideTimeout bounds the request-time layers, the commit of a TOFU
+	// claim included; past it the request gets 41.
+	DecideTimeout time.Duration `koanf:"decide_timeout"`
 	// WriteTimeout bounds each write to a client that stops reading.
 	WriteTimeout time.Duration `koanf:"write_timeout"`
 	// MaxConns bounds concurrent client connections on the node.
@@ -292,12 +304,18 @@ func DefaultConfig() *Config {
 				MaxRequestBytes:  lim.MaxRequestBytes,
 				HandshakeTimeout: lim.HandshakeTimeout,
 				RequestTimeout:   lim.RequestTimeout,
+				DecideTimeout:    lim.DecideTimeout,
 				WriteTimeout:     lim.WriteTimeout,
 				MaxConns:         lim.MaxConns,
 				MaxConnsPerIP:    lim.MaxConnsPerIP,
 				MaxTitanBytes:    ByteSize(lim.MaxTitanBytes),
 			},
-			TLS:   TLSConfig{KeyExchanges: []string{}},
+			TLS: TLSConfig{
+				KeyExchanges:        []string{},
+				SessionTickets:      true,
+				SessionLifetime:     gateway.DefaultSessionLifetime,
+				CertSessionLifetime: gateway.DefaultCertSessionLifetime,
+			},
 			Hosts: []HostConfig{},
 		},
 		Access: AccessConfig{DefaultAllow: true, Allow: []string{}, Deny: []string{}},

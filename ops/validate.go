@@ -35,6 +35,14 @@ const maxSocketPath = 107
 // validator collects problems.
 type validator struct{ errs []error }
 
+// sessionLifetime checks a TLS session lifetime: > 0 and at most the
+// 7 days crypto/tls resumes at most.
+func (v *validator) sessionLifetime(key string, d time.Duration) {
+	if d <= 0 || d > gateway.MaxSessionLifetime {
+		v.add(key, "must be > 0 and at most 168h, got %s", d)
+	}
+}
+
 func (v *validator) add(key, format string, args ...any) {
 	v.errs = append(v.errs, &FieldError{Key: key, Err: fmt.Errorf(format, args...)})
 }
@@ -106,6 +114,7 @@ func (c *Config) validateGateway(v *validator) {
 	}
 	v.positive("gateway.limits.handshake_timeout", l.HandshakeTimeout)
 	v.positive("gateway.limits.request_timeout", l.RequestTimeout)
+	v.positive("gateway.limits.decide_timeout", l.DecideTimeout)
 	v.positive("gateway.limits.write_timeout", l.WriteTimeout)
 	v.positiveInt("gateway.limits.max_conns", l.MaxConns)
 	v.positiveInt("gateway.limits.max_conns_per_ip", l.MaxConnsPerIP)
@@ -119,6 +128,8 @@ func (c *Config) validateGateway(v *validator) {
 	if _, err := g.TLS.CurvePreferences(); err != nil {
 		v.addErr("gateway.tls.key_exchanges", err)
 	}
+	v.sessionLifetime("gateway.tls.session_lifetime", g.TLS.SessionLifetime)
+	v.sessionLifetime("gateway.tls.cert_session_lifetime", g.TLS.CertSessionLifetime)
 
 	names := make(map[string]string) // normalised name → key path of first use
 	for i, h := range g.Hosts {

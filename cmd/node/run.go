@@ -212,6 +212,7 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 		Limits: gateway.Limits{
 			HandshakeTimeout: lim.HandshakeTimeout,
 			RequestTimeout:   lim.RequestTimeout,
+			DecideTimeout:    lim.DecideTimeout,
 			WriteTimeout:     lim.WriteTimeout,
 			MaxRequestBytes:  lim.MaxRequestBytes,
 			MaxConns:         lim.MaxConns,
@@ -226,9 +227,14 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 			Pins:    claims,
 		},
 		KeyExchanges: groups,
-		Audit:        audit,
-		Hasher:       hasher,
-		Logger:       logger,
+		Sessions: gateway.SessionPolicy{
+			Disabled:     !cfg.Gateway.TLS.SessionTickets,
+			Lifetime:     cfg.Gateway.TLS.SessionLifetime,
+			CertLifetime: cfg.Gateway.TLS.CertSessionLifetime,
+		},
+		Audit:  audit,
+		Hasher: hasher,
+		Logger: logger,
 	})
 	if err != nil {
 		return nil, err
