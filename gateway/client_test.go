@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -317,6 +319,35 @@ func TestClientConnectTimeout(t *testing.T) {
 	_, err := c.Do(context.Background(), "gemini://127.0.0.1:"+strconv.Itoa(u.port)+"/")
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
+	}
+}
+
+func TestIsTimeout(t *testing.T) {
+	// A real deadline error from a connection.
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	a.SetReadDeadline(time.Unix(1, 0))
+	_, deadline := a.Read(make([]byte, 1))
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"conn deadline", deadline, true},
+		{"os deadline", os.ErrDeadlineExceeded, true},
+		{"context deadline", fmt.Errorf("dial: %w", context.DeadlineExceeded), true},
+		{"client timeout", fmt.Errorf("read header: %w", ErrTimeout), true},
+		{"net timeout", &net.DNSError{IsTimeout: true}, true},
+		{"cancelled", context.Canceled, false},
+		{"eof", io.EOF, false},
+		{"refused", errors.New("connection refused"), false},
+		{"nil", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsTimeout(tc.err); got != tc.want {
+				t.Errorf("IsTimeout(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
 	}
 }
 

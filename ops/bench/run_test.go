@@ -196,6 +196,17 @@ func TestErrorKinds(t *testing.T) {
 		{"bad header", func(t *testing.T) string {
 			return startServer(t, serverConfig(t), reply("hello world\r\n")).url("/")
 		}, 0, KindBadHeader, 0},
+		// The gateway's own header rule: what a proxy would refuse is no
+		// response here either.
+		{"control byte in meta", func(t *testing.T) string {
+			return startServer(t, serverConfig(t), reply("20 text/\x00gemini\r\n")).url("/")
+		}, 0, KindBadHeader, 0},
+		{"two spaces after status", func(t *testing.T) string {
+			return startServer(t, serverConfig(t), reply("20  text/gemini\r\n")).url("/")
+		}, 0, KindBadHeader, 0},
+		{"meta not UTF-8", func(t *testing.T) string {
+			return startServer(t, serverConfig(t), reply("20 text/\xffgemini\r\n")).url("/")
+		}, 0, KindBadHeader, 0},
 		{"bare LF header", func(t *testing.T) string {
 			return startServer(t, serverConfig(t), reply("20 text/gemini\nbody")).url("/")
 		}, 0, KindBadHeader, 0},
