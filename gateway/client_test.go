@@ -19,28 +19,8 @@ import (
 	"time"
 
 	"github.com/chimalli/chimalli/tofu"
+	"github.com/chimalli/chimalli/tofu/tofutest"
 )
-
-// upstreamCert returns a fresh self-signed server key pair for name.
-func upstreamCert(t testing.TB, name string) tls.Certificate {
-	t.Helper()
-	certPEM, keyPEM, err := tofu.GenerateCert(tofu.CertRequest{
-		CommonName: name, DNSNames: []string{name}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, Days: 30,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pair.Leaf == nil {
-		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return pair
-}
 
 // upstreamConn is what a test upstream saw on one connection.
 type upstreamConn struct {
@@ -197,7 +177,7 @@ func answer(resp string) func(net.Conn, *bufio.Reader, string) {
 }
 
 func TestClientTOFU(t *testing.T) {
-	cert1, cert2 := upstreamCert(t, "localhost"), upstreamCert(t, "localhost")
+	cert1, cert2 := tofutest.LoopbackCert(t, "localhost"), tofutest.LoopbackCert(t, "localhost")
 	u := startUpstream(t, cert1, answer("20 text/gemini\r\n# hello\n"))
 	pins := tofu.NewMemStore()
 	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -248,7 +228,7 @@ func TestClientTOFU(t *testing.T) {
 
 	// A new key on the same host and port is refused before any request is
 	// sent, and before the client certificate is shown.
-	clientCert := upstreamCert(t, "me")
+	clientCert := tofutest.LoopbackCert(t, "me")
 	c.Certificate = &clientCert
 	u.cert.Store(&cert2)
 	_, err = c.Do(ctx, url)
@@ -272,7 +252,7 @@ func TestClientTOFU(t *testing.T) {
 }
 
 func TestClientNoPins(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), answer("51 not here\r\n"))
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), answer("51 not here\r\n"))
 	var c Client
 	resp, err := c.Do(context.Background(), "gemini://127.0.0.1:"+strconv.Itoa(u.port)+"/")
 	if err != nil {
@@ -287,8 +267,8 @@ func TestClientNoPins(t *testing.T) {
 }
 
 func TestClientCertificatePresented(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), answer("20 text/plain\r\nok"))
-	me := upstreamCert(t, "me")
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), answer("20 text/plain\r\nok"))
+	me := tofutest.LoopbackCert(t, "me")
 	c := &Client{Certificate: &me}
 	resp, err := c.Do(context.Background(), "gemini://127.0.0.1:"+strconv.Itoa(u.port)+"/")
 	if err != nil {
@@ -302,7 +282,7 @@ func TestClientCertificatePresented(t *testing.T) {
 }
 
 func TestClientReadTimeout(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
 		io.Copy(io.Discard, c) // never answers
 	})
 	c := &Client{ReadTimeout: 100 * time.Millisecond}
@@ -357,7 +337,7 @@ func TestClientIdleTimeoutIsPerRead(t *testing.T) {
 	// so the total time exceeds the idle timeout without tripping it.
 	const chunks = 5
 	next := make(chan struct{})
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
 		io.WriteString(c, "20 text/plain\r\n")
 		for range chunks {
 			<-next
@@ -383,7 +363,7 @@ func TestClientIdleTimeoutIsPerRead(t *testing.T) {
 }
 
 func TestClientCancelDuringBody(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
 		io.WriteString(c, "20 text/plain\r\npartial")
 		io.Copy(io.Discard, c) // then stalls
 	})
@@ -421,7 +401,7 @@ func TestClientBadHeader(t *testing.T) {
 	}
 	for name, raw := range tests {
 		t.Run(name, func(t *testing.T) {
-			u := startUpstream(t, upstreamCert(t, "x"), answer(raw))
+			u := startUpstream(t, tofutest.LoopbackCert(t, "x"), answer(raw))
 			c := &Client{ReadTimeout: 5 * time.Second}
 			resp, err := c.Do(context.Background(), "gemini://127.0.0.1:"+strconv.Itoa(u.port)+"/")
 			if !errors.Is(err, ErrBadHeader) {
@@ -465,7 +445,7 @@ func TestClientRequestParts(t *testing.T) {
 }
 
 func TestClientCancelWhileWaitingForHeader(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, br *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, br *bufio.Reader, _ string) {
 		io.Copy(io.Discard, br) // never answers
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -496,7 +476,7 @@ func TestClientLearnsKeyExchange(t *testing.T) {
 		{"post-quantum server", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cert := upstreamCert(t, "x")
+			cert := tofutest.LoopbackCert(t, "x")
 			var mu sync.Mutex
 			var hellos [][]tls.CurveID
 			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
