@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimalli/chimalli/ops/testlog"
 	"github.com/chimalli/chimalli/ratelimit"
 	"github.com/chimalli/chimalli/tofu"
 	"github.com/chimalli/chimalli/tofu/tofutest"
@@ -115,6 +116,7 @@ func startServer(t testing.TB, opts ...serverOpt) *testServer {
 		Limits:             DefaultLimits(),
 		Layers:             Layers{Pins: pins},
 		CertReloadInterval: -1,
+		Logger:             testlog.New(t),
 	}
 	for _, o := range opts {
 		o(&cfg)
