@@ -32,13 +32,17 @@ type MollyBrownConfig struct {
 	// "^/zone") to the client certificates allowed under it, each as the
 	// hex SHA-256 fingerprint without prefix.
 	CertificateZones map[string][]string
+	// CertPath and KeyPath are molly-brown's key pair (PEM files). When
+	// both are empty, a certificate for localhost, 127.0.0.1 and ::1 is
+	// made with tofutest.
+	CertPath, KeyPath string
 }
 
 // MollyBrown is a running molly-brown.
 type MollyBrown struct {
 	Addr string // "127.0.0.1:port"
 	Port int
-	// Cert is the server's certificate (for localhost, 127.0.0.1 and ::1).
+	// Cert is the server's key pair.
 	Cert tls.Certificate
 }
 
@@ -58,7 +62,10 @@ func StartMollyBrown(t testing.TB, cfg MollyBrownConfig) *MollyBrown {
 	if err != nil {
 		t.Skip("molly-brown not installed: apt-get install molly-brown")
 	}
-	certPath, keyPath := tofutest.WriteKeyPair(t, "molly", tofutest.Loopback("localhost"))
+	certPath, keyPath := cfg.CertPath, cfg.KeyPath
+	if certPath == "" && keyPath == "" {
+		certPath, keyPath = tofutest.WriteKeyPair(t, "molly", tofutest.Loopback("localhost"))
+	}
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err != nil {
 		t.Fatal(err)
