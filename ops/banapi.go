@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"time"
@@ -16,29 +15,65 @@ import (
 // BanStore is what the admin API's ban endpoints need of the node's ban
 // state. *raftstore.Bans implements it.
 type BanStore interface {
-	Add(ctx context.Context, prefix netip.Prefix, d time.Duration, reason string) error
+	// Add validates c (errors wrapping raftstore.ErrInvalidCommand are the
+	// caller's fault) and applies it.
+	Add(ctx context.Context, c raftstore.BanCommand) error
 	Lift(ctx context.Context, prefix netip.Prefix) error
 	View() *raftstore.BanSet
 }
 
 // BanEntry is one ban as the admin API lists it.
 type BanEntry struct {
-	Prefix  string     `json:"prefix"`
-	Since   time.Time  `json:"since"`
-	Until   *time.Time `json:"until"` // null: until lifted
-	Reason  string     `json:"reason"`
-	Source  string     `json:"source"`
-	Strikes int        `json:"strikes"`
+	Prefix    string     `json:"prefix"`
+	Since     time.Time  `json:"since"`
+	Until     *time.Time `json:"until"`     // null for a permanent ban
+	Permanent bool       `json:"permanent"` // holds until lifted by hand
+	Reason    string     `json:"reason"`
+	Source    string     `json:"source"`
+	Strikes   int        `json:"strikes"`
 }
 
 // BanRequest is the body of POST /bans.
 type BanRequest struct {
-	Prefix   string `json:"prefix"`   // CIDR or bare address
-	Duration string `json:"duration"` // Go duration; "" or "0": until lifted
-	Reason   string `json:"reason"`   // token; "" → "operator"
+	Prefix string `json:"prefix"` // CIDR or bare address
+	// Duration is a positive Go duration ("90m", "24h"), or "permanent"
+	// (or absent) for a ban that holds until lifted by hand. "0s" and
+	// negative durations are refused rather than read as permanent.
+	Duration string `json:"duration,omitempty"`
+	Reason   string `json:"reason,omitempty"` // token of [a-z0-9_.-]; "" → "operator"
+	// Force allows a prefix wider than /16 (IPv4) or /32 (IPv6).
+	Force bool `json:"force,omitempty"`
 }
 
-// maxBanBody bounds a POST /bans body.
+// Permanent is how BanRequest.Duration and `ban add --for` spell a ban that
+// holds until lifted by hand.
+const Permanent = "permanent"
+
+// Command turns r into the command the ban store validates and applies. It
+// reports only what the store cannot see (a prefix or duration that does
+// not parse); the store's BanCommand.Validate is the authority on the rest.
+func (r BanRequest) Command() (raftstore.BanCommand, error) {
+	p, err := ParsePrefix(r.Prefix)
+	if err != nil {
+		return raftstore.BanCommand{}, fmt.Errorf("prefix: %w", err)
+	}
+	c := raftstore.BanCommand{Prefix: p, Reason: r.Reason, Force: r.Force}
+	if c.Reason == "" {
+		c.Reason = "operator"
+	}
+	switch r.Duration {
+	case "", Permanent:
+		c.Permanent = true
+	default:
+		if c.Duration, err = time.ParseDuration(r.Duration); err != nil {
+			return raftstore.BanCommand{}, fmt.Errorf("duration: %q is neither a duration such as 90m or 24h nor %q", r.Duration, Permanent)
+		}
+	}
+	return c, nil
+}
+
+// maxBanBody bounds a POST /bans body: a prefix, a duration and a reason
+// of at most raftstore.MaxReasonLen bytes fit many times over.
 const maxBanBody = 4 << 10
 
 // HandleBans serves the ban endpoints on a (GET: list active bans; POST: add
@@ -74,7 +109,9 @@ func listBans(w http.ResponseWriter, store BanStore) {
 
 func banEntry(b raftstore.Ban) BanEntry {
 	e := BanEntry{Prefix: b.Prefix.String(), Since: b.Since.UTC(), Reason: b.Reason, Source: b.Source, Strikes: b.Strikes}
-	if !b.Until.IsZero() {
+	if b.Until.IsZero() {
+		e.Permanent = true
+	} else {
 		u := b.Until.UTC()
 		e.Until = &u
 	}
@@ -83,42 +120,40 @@ func banEntry(b raftstore.Ban) BanEntry {
 
 func addBan(w http.ResponseWriter, r *http.Request, store BanStore) {
 	var req BanRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBanBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBanBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, statusBody{Status: "too_large", Error: fmt.Sprintf("body: larger than %d bytes", maxBanBody)})
+			return
+		}
 		badRequest(w, fmt.Errorf("body: %w", err))
 		return
 	}
-	p, err := ParsePrefix(req.Prefix)
+	c, err := req.Command()
 	if err != nil {
-		badRequest(w, fmt.Errorf("prefix: %w", err))
+		badRequest(w, err)
 		return
 	}
-	var d time.Duration
-	if req.Duration != "" {
-		if d, err = time.ParseDuration(req.Duration); err != nil || d < 0 {
-			badRequest(w, fmt.Errorf("duration: %q is not a duration >= 0", req.Duration))
-			return
-		}
-	}
-	if req.Reason == "" {
-		req.Reason = "operator"
-	}
-	if err := store.Add(r.Context(), p, d, req.Reason); err != nil {
-		if errors.Is(err, raftstore.ErrInvalidEvent) {
+	if err := store.Add(r.Context(), c); err != nil {
+		switch {
+		case errors.Is(err, raftstore.ErrBroadPrefix):
+			badRequest(w, fmt.Errorf(`%w (send "force": true to ban it anyway)`, err))
+		case errors.Is(err, raftstore.ErrInvalidCommand), errors.Is(err, raftstore.ErrInvalidEvent):
 			badRequest(w, err)
-			return
+		default:
+			writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable", Error: err.Error()})
 		}
-		writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable", Error: err.Error()})
 		return
 	}
 	for _, b := range store.View().Bans() {
-		if b.Prefix == p {
+		if b.Prefix == c.Prefix {
 			writeJSON(w, http.StatusOK, banEntry(b))
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, BanEntry{Prefix: p.String()})
+	writeJSON(w, http.StatusOK, BanEntry{Prefix: c.Prefix.String()})
 }
 
 func liftBan(w http.ResponseWriter, r *http.Request, store BanStore) {

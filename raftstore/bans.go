@@ -13,6 +13,8 @@ import (
 	"github.com/chimalli/chimalli/ratelimit"
 )
 
+var _ Forgiver = (*ratelimit.Limiter)(nil)
+
 // ErrClosed is returned by Bans' commands once the store is closed.
 var ErrClosed = errors.New("ban store closed")
 
@@ -28,6 +30,17 @@ type BansConfig struct {
 	Logger  *slog.Logger     // bans are logged at warn; nil discards
 	Hasher  AddrHasher       // names clients in logs; nil leaves them out
 	Queue   int              // pending commands; 1024 when 0
+	// Forgiver is told of every prefix whose active ban is lifted; nil:
+	// nobody. The node's rate limiter implements it.
+	Forgiver Forgiver
+}
+
+// Forgiver forgets what a node holds against the clients inside a prefix
+// (their rate-limit buckets and violation counts). *ratelimit.Limiter
+// implements it. ResetPrefix is called on the store's goroutine and must
+// be safe for concurrent use with the limiter's other methods.
+type Forgiver interface {
+	ResetPrefix(p netip.Prefix) int
 }
 
 // Bans is the node-local ban store: it turns auto-ban reports and operator
@@ -53,7 +66,7 @@ type Bans struct {
 type banCmd struct {
 	ev   BanEvent
 	auto bool          // compute Until from the policy and the prefix's strikes
-	dur  time.Duration // operator ban: its length from when it is applied; 0: until lifted
+	dur  time.Duration // operator ban: its length from when it is applied; 0: until lifted (Add validated it)
 	done chan error    // nil for fire-and-forget
 }
 
@@ -133,14 +146,22 @@ func (b *Bans) ReportAbuse(addr netip.Addr, res ratelimit.Result) {
 	}
 }
 
-// Add bans prefix for d (d <= 0: until lifted) and returns once the ban is
-// in the published view.
-func (b *Bans) Add(ctx context.Context, prefix netip.Prefix, d time.Duration, reason string) error {
-	ev := BanEvent{Kind: BanAdded, Prefix: prefix, Reason: reason, Source: "operator"}
-	return b.do(ctx, banCmd{ev: ev, dur: max(d, 0)})
+// Add applies an operator's ban and returns once it is in the published
+// view. A command that fails Validate is refused with its error (wrapping
+// ErrInvalidCommand) and changes nothing.
+func (b *Bans) Add(ctx context.Context, c BanCommand) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	ev := BanEvent{Kind: BanAdded, Prefix: c.Prefix, Reason: c.Reason, Source: "operator"}
+	return b.do(ctx, banCmd{ev: ev, dur: c.Duration})
 }
 
 // Lift ends prefix's ban and returns once the view no longer holds it.
+// When the ban was active, the Forgiver (if any) forgets the rate-limit
+// state of every client inside prefix before the view is published, so a
+// lifted client starts afresh instead of being banned again at its next
+// connection. Its strikes stay: a ban within StrikeMemory still escalates.
 func (b *Bans) Lift(ctx context.Context, prefix netip.Prefix) error {
 	return b.do(ctx, banCmd{ev: BanEvent{Kind: BanLifted, Prefix: prefix}})
 }
@@ -222,12 +243,23 @@ func (b *Bans) apply(c banCmd, now time.Time) (bool, error) {
 			ev.Until = now.Add(c.dur)
 		}
 	}
+	var wasActive bool
+	if ev.Kind == BanLifted {
+		prev, ok := b.state.Lookup(ev.Prefix)
+		wasActive = ok && prev.ActiveAt(now)
+	}
 	if err := b.state.Apply(ev); err != nil {
 		return false, fmt.Errorf("apply %s: %w", ev.Kind, err)
 	}
-	if ev.Kind == BanAdded {
+	switch {
+	case ev.Kind == BanAdded:
 		ban, _ := b.state.Lookup(ev.Prefix)
 		b.logBan(ban)
+	case wasActive && b.cfg.Forgiver != nil:
+		// Before the view without the ban is published: until then the
+		// client is refused ahead of the limiter, so no connection can
+		// find its old, empty bucket and earn a ban again.
+		b.cfg.Forgiver.ResetPrefix(normalizePrefix(ev.Prefix))
 	}
 	return true, nil
 }

@@ -126,7 +126,7 @@ func TestBansOperatorAddLift(t *testing.T) {
 	p := netip.MustParsePrefix("198.51.100.0/24")
 	in := netip.MustParseAddr("198.51.100.9")
 
-	if err := b.Add(ctx, p, 0, "operator"); err != nil {
+	if err := b.Add(ctx, BanCommand{Prefix: p, Permanent: true, Reason: "operator"}); err != nil {
 		t.Fatal(err)
 	}
 	if !b.Banned(in, clk.Now().Add(1000*time.Hour)) {
@@ -138,15 +138,15 @@ func TestBansOperatorAddLift(t *testing.T) {
 	if b.Banned(in, clk.Now()) {
 		t.Fatal("lifted ban still holds")
 	}
-	if err := b.Add(ctx, p, time.Minute, "operator"); err != nil {
+	if err := b.Add(ctx, BanCommand{Prefix: p, Duration: time.Minute, Reason: "operator"}); err != nil {
 		t.Fatal(err)
 	}
 	if !b.Banned(in, clk.Now()) || b.Banned(in, clk.Now().Add(time.Minute)) {
 		t.Fatal("a 1m ban must hold for a minute, then end")
 	}
-	err := b.Add(ctx, p, time.Minute, "Bad Reason")
-	if !errors.Is(err, ErrInvalidEvent) {
-		t.Fatalf("Add with an invalid reason = %v, want ErrInvalidEvent", err)
+	err := b.Add(ctx, BanCommand{Prefix: p, Duration: time.Minute, Reason: "Bad Reason"})
+	if !errors.Is(err, ErrInvalidCommand) {
+		t.Fatalf("Add with an invalid reason = %v, want ErrInvalidCommand", err)
 	}
 }
 
@@ -164,7 +164,7 @@ func TestBansReportNeverBlocks(t *testing.T) {
 	}
 	b.Close()
 	ctx := context.Background()
-	if err := b.Add(ctx, netip.MustParsePrefix("192.0.2.0/24"), 0, "operator"); !errors.Is(err, ErrClosed) {
+	if err := b.Add(ctx, BanCommand{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Permanent: true, Reason: "operator"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Add after Close = %v, want ErrClosed", err)
 	}
 	b.ReportAbuse(netip.MustParseAddr("192.0.2.200"), hard(1000)) // must not block or panic
@@ -179,7 +179,7 @@ func TestBansAddHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	// Not opened: the command is queued but never applied.
-	if err := b.Add(ctx, netip.MustParsePrefix("192.0.2.0/24"), 0, "operator"); !errors.Is(err, context.Canceled) {
+	if err := b.Add(ctx, BanCommand{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Permanent: true, Reason: "operator"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Add = %v, want context.Canceled", err)
 	}
 }

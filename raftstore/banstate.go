@@ -69,11 +69,11 @@ func (e BanEvent) Validate() error {
 		if !e.Until.IsZero() && !e.Until.After(e.Time) {
 			errs = append(errs, errors.New("until: not after the event's time"))
 		}
-		if !validToken(e.Reason) {
-			errs = append(errs, fmt.Errorf("reason: %q is not a token of [a-z0-9_.-], 1-%d bytes", e.Reason, MaxReasonLen))
+		if err := checkToken("reason", e.Reason); err != nil {
+			errs = append(errs, err)
 		}
-		if !validToken(e.Source) {
-			errs = append(errs, fmt.Errorf("source: %q is not a token of [a-z0-9_.-], 1-%d bytes", e.Source, MaxReasonLen))
+		if err := checkToken("source", e.Source); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) == 0 {

@@ -11,6 +11,10 @@
 // implements gateway.BanView; BanState, the fold of BanAdded and BanLifted
 // events; and Bans, a node-local store that turns auto-ban reports and
 // operator commands into events, applies them and publishes the view.
+// An operator's ban is a BanCommand, whose Validate is the one rule every
+// path applies (no zero or negative length, no prefix wider than /16 or
+// /32 without Force, a reason token); lifting a ban tells a Forgiver (the
+// node's rate limiter) to start the clients inside it afresh.
 // With the cluster-state issue the same events travel through
 // hashicorp/raft (a mutual-TLS stream layer, snapshots, leader forwarding)
 // instead of being applied locally, and the access rules and TOFU pins

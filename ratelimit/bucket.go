@@ -51,9 +51,15 @@ func (b *buckets) full(e entry, now int64) bool {
 	return b.balance(e, now) >= b.capacity
 }
 
-// take refills e to now and takes one token, flooring the debt.
+// take refills e to now and takes one token, flooring the debt. A bucket
+// found full starts its violation count afresh: the count is of verdicts
+// since the bucket was last full, whether or not a sweep dropped it.
 func (b *buckets) take(e *entry, now int64) {
-	e.tokens = b.balance(*e, now) - 1
+	bal := b.balance(*e, now)
+	if bal >= b.capacity {
+		e.violations = 0
+	}
+	e.tokens = bal - 1
 	if e.tokens < b.debtFloor {
 		e.tokens = b.debtFloor
 	}

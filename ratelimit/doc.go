@@ -38,8 +38,10 @@
 // Every Soft or Hard verdict increments the key's violation counter, which
 // is returned in each Result (and by Limiter.Violations) so that the
 // auto-ban layer can turn persistent abuse into a cluster-wide ban. The
-// counter lives as long as the key's entry: a bucket that has refilled to
-// full may be dropped (by eviction or Limiter.Sweep), and its count with it.
+// counter covers the verdicts since the bucket was last full: a bucket that
+// has refilled to full starts it afresh at its next request, and may be
+// dropped (by eviction or Limiter.Sweep) with it. Limiter.ResetPrefix
+// forgets the buckets inside a prefix at once, as lifting a ban does.
 //
 // # Limits are per node
 //

@@ -36,7 +36,8 @@ func fuzzAddr(b byte) netip.Addr {
 //   - RetryAfter > 0 exactly when the verdict is not Allow, and it is the
 //     least time after which the bucket holds a token;
 //   - the balance stays within [-HardFactor*Capacity, Capacity];
-//   - violations grow by one on refusal and stay on Allow;
+//   - violations grow by one on refusal and stay on Allow, and start
+//     afresh when the bucket was full;
 //   - Len() <= MaxKeys, the requested key is tracked, a sweep leaves no
 //     full bucket.
 func FuzzAllow(f *testing.F) {
@@ -67,6 +68,7 @@ func FuzzAllow(f *testing.F) {
 			clk.Advance(time.Duration(arg) * time.Duration(arg) * time.Millisecond)
 			addr := fuzzAddr(op)
 			before, had := l.peek(addr)
+			wasFull := had && l.b.full(before, l.elapsed())
 			r := l.Allow(addr)
 			e, ok := l.peek(addr)
 			if !ok {
@@ -74,7 +76,7 @@ func FuzzAllow(f *testing.F) {
 			}
 			checkResult(t, l, cfg, r, e)
 			wantViolations := uint32(0)
-			if had {
+			if had && !wasFull {
 				wantViolations = before.violations
 			}
 			if r.Verdict != Allow && wantViolations < math.MaxUint32 {

@@ -129,6 +129,63 @@ func (l *Limiter) Violations(addr netip.Addr) uint32 {
 	return 0
 }
 
+// ResetPrefix forgets every bucket whose key lies inside p, violation
+// counts included, so that those clients start afresh with a full bucket;
+// it returns how many it forgot. It is what lifting a ban calls. A prefix
+// as long as the limiter's keys (or longer) is one map probe; a wider one
+// (a /24 ban over /32 keys) scans every shard, one at a time. IPv4-mapped
+// prefixes are unmapped first; an invalid prefix forgets nothing.
+func (l *Limiter) ResetPrefix(p netip.Prefix) int {
+	p, ok := unmapPrefix(p)
+	if !ok {
+		return 0
+	}
+	keyBits := l.v6bits
+	if p.Addr().Is4() {
+		keyBits = l.v4bits
+	}
+	if p.Bits() >= keyBits {
+		k := KeyOf(p.Addr(), l.v4bits, l.v6bits)
+		s := l.shardOf(k)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if i, ok := s.index[k]; ok {
+			s.remove(k, i)
+			return 1
+		}
+		return 0
+	}
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for k, at := range s.index {
+			if k != invalidKey && p.Contains(k.Addr()) {
+				s.remove(k, at)
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// unmapPrefix returns p masked, with an IPv4-mapped prefix turned into its
+// IPv4 form (::ffff:192.0.2.0/120 is 192.0.2.0/24) and any zone dropped.
+func unmapPrefix(p netip.Prefix) (netip.Prefix, bool) {
+	if !p.IsValid() {
+		return netip.Prefix{}, false
+	}
+	a, bits := p.Addr(), p.Bits()
+	if a.Is4In6() {
+		if bits < 96 {
+			return netip.Prefix{}, false
+		}
+		a, bits = a.Unmap(), bits-96
+	}
+	return netip.PrefixFrom(a.WithZone(""), bits).Masked(), true
+}
+
 // Sweep drops every bucket that has refilled to full (its key has been
 // quiet long enough to be indistinguishable from a new one, violation
 // count aside) and returns how many it dropped. It locks one shard at a

@@ -3,18 +3,22 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/chimalli/chimalli/ops"
+	"github.com/chimalli/chimalli/raftstore"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
 // adminFlags are the flags of every command that talks to a local node
-// over its admin socket.
+// over its admin socket: where the socket is, and how long to wait. The
+// node's own flags (--listen, --log-level…) mean nothing here and are not
+// offered.
 type adminFlags struct {
 	socket, configFile string
 	timeout            time.Duration
@@ -24,10 +28,10 @@ func (a *adminFlags) bind(f *pflag.FlagSet) {
 	if a.timeout == 0 {
 		a.timeout = 10 * time.Second
 	}
-	f.StringVar(&a.socket, "socket", "", "admin socket path (default: from the configuration)")
-	f.StringVarP(&a.configFile, "config", "c", "", "configuration file")
+	f.StringVar(&a.socket, "socket", "", "admin socket path (default: admin.socket, else <data dir>/admin.sock)")
+	f.StringVarP(&a.configFile, "config", "c", "", "configuration file that names the socket or data directory")
+	f.String(ops.FlagDataDir, ops.DefaultConfig().Node.DataDir, "the node's data directory, where its socket is unless configured (node.data_dir)")
 	f.DurationVar(&a.timeout, "timeout", a.timeout, "how long to wait for the node")
-	ops.BindFlags(f)
 }
 
 // resolve returns the admin socket path and a context bounded by the timeout.
@@ -98,7 +102,7 @@ func printBans(w io.Writer, bans []ops.BanEntry, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PREFIX\tUNTIL\tLEFT\tREASON\tSOURCE\tSTRIKES")
 	for _, b := range bans {
-		until, left := "lifted by hand", "-"
+		until, left := "permanent", "-" // holds until lifted by hand
 		if b.Until != nil {
 			until = b.Until.Format(time.RFC3339)
 			left = b.Until.Sub(now).Round(time.Second).String()
@@ -110,28 +114,31 @@ func printBans(w io.Writer, bans []ops.BanEntry, now time.Time) {
 
 func newBanAddCmd() *cobra.Command {
 	var (
-		af     adminFlags
-		dur    time.Duration
-		reason string
+		af  adminFlags
+		req ops.BanRequest
 	)
 	cmd := &cobra.Command{
 		Use:   "add PREFIX",
 		Short: "Ban an address or CIDR prefix",
 		Long: `Ban an address (192.0.2.7, 2001:db8::1) or a CIDR prefix (198.51.100.0/24).
-With --for the ban ends by itself; without it, it holds until lifted.`,
+With --for DURATION (positive: 90m, 24h) the ban ends by itself; without --for, or
+with --for permanent, it holds until lifted with "ban rm". A zero or negative
+--for is refused. A prefix wider than /16 (IPv4) or /32 (IPv6) would shut out
+every client in it, perhaps you too: it needs --force.`,
 		Example: `  chimalli ban add 192.0.2.7 --for 1h
-  chimalli ban add 2001:db8:1::/48 --reason scanner`,
+  chimalli ban add 2001:db8:1::/48 --reason scanner
+  chimalli ban add 198.51.0.0/16 --for 24h --reason botnet`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Prefix = args[0]
+			if err := checkBanRequest(req); err != nil {
+				return fmt.Errorf("ban add: %w", err)
+			}
 			socket, ctx, cancel, err := af.resolve(cmd)
 			if err != nil {
 				return err
 			}
 			defer cancel()
-			req := ops.BanRequest{Prefix: args[0], Reason: reason}
-			if dur > 0 {
-				req.Duration = dur.String()
-			}
 			b, err := ops.AddBan(ctx, socket, req)
 			if err != nil {
 				return err
@@ -141,9 +148,25 @@ With --for the ban ends by itself; without it, it holds until lifted.`,
 		},
 	}
 	af.bind(cmd.Flags())
-	cmd.Flags().DurationVar(&dur, "for", 0, "length of the ban (default: until lifted)")
-	cmd.Flags().StringVar(&reason, "reason", "operator", "why, a short token of [a-z0-9_.-]")
+	cmd.Flags().StringVar(&req.Duration, "for", "", `length of the ban, a positive duration such as 90m or 24h, or "permanent" (default: until lifted)`)
+	cmd.Flags().StringVar(&req.Reason, "reason", "operator", fmt.Sprintf("why, a token of [a-z0-9_.-], at most %d bytes", raftstore.MaxReasonLen))
+	cmd.Flags().BoolVar(&req.Force, "force", false, "ban a prefix wider than /16 (IPv4) or /32 (IPv6)")
 	return cmd
+}
+
+// checkBanRequest applies the node's rule to req before it is sent, so that
+// a mistake is reported in the command line's terms, and without a node.
+// The node applies the same rule and remains the authority.
+func checkBanRequest(req ops.BanRequest) error {
+	c, err := req.Command()
+	if err != nil {
+		return err
+	}
+	err = c.Validate()
+	if errors.Is(err, raftstore.ErrBroadPrefix) {
+		return fmt.Errorf("%w (pass --force to ban it anyway)", err)
+	}
+	return err
 }
 
 func newBanLiftCmd() *cobra.Command {
@@ -152,7 +175,11 @@ func newBanLiftCmd() *cobra.Command {
 		Use:     "rm PREFIX",
 		Aliases: []string{"lift"},
 		Short:   "Lift a ban",
-		Args:    cobra.ExactArgs(1),
+		Long: `Lift the active ban of PREFIX (as listed by "ban ls"). The node also forgets the
+rate-limit state of every client inside it, so they start afresh rather than
+being banned again at their next connection; their strikes are kept, so a
+further auto-ban within a day is the longer, escalated one.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			socket, ctx, cancel, err := af.resolve(cmd)
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,21 @@ log: {level: warn, format: json}
 			t.Errorf("ban log lacks %s:\n%s", want, logs)
 		}
 	}
+
+	// Lifting the ban starts the client afresh at the node's limiter: its
+	// bucket (which refills once in 1000 s) is not still empty, to earn it
+	// a second ban at its next connection.
+	if out, errOut, code := chimalli(t, dir, "ban", "rm", abuser); code != 0 {
+		t.Fatalf("ban rm: %d %q %q", code, out, errOut)
+	}
+	for i := range 2 { // the bucket's capacity
+		if line, err := fetchFrom(abuser, p.addr, "/"); err != nil || !strings.HasPrefix(line, "20") {
+			t.Fatalf("connection %d after the lift: %q, %v; want it served", i+1, line, err)
+		}
+	}
+	if n := strings.Count(p.stderr.String(), `"msg":"ban added"`); n != 1 {
+		t.Fatalf("%d bans after the lift, want the one before it:\n%s", n, p.stderr)
+	}
 }
 
 // isRefusal reports whether err is how a connection closed at accept looks
@@ -134,6 +150,20 @@ func TestE2EBanCommands(t *testing.T) {
 	}
 	if _, errOut, code := chimalli(t, dir, "ban", "add", "not-an-address"); code == 0 || !strings.Contains(errOut, "prefix") {
 		t.Fatalf("ban add with a bad prefix: %d %q", code, errOut)
+	}
+	for _, args := range [][]string{{"127.0.0.23", "--for", "-5m"}, {"127.0.0.23", "--for", "0s"}, {"0.0.0.0/0"}, {"::/0", "--for", "1h"}} {
+		if _, errOut, code := chimalli(t, dir, append([]string{"ban", "add"}, args...)...); code == 0 || errOut == "" {
+			t.Fatalf("ban add %q: exit %d %q, want a refusal", args, code, errOut)
+		}
+	}
+	if out, errOut, code := chimalli(t, dir, "ban", "add", "127.0.0.24", "--for", "permanent"); code != 0 || !strings.Contains(out, "permanent") {
+		t.Fatalf("ban add --for permanent: %d %q %q", code, out, errOut)
+	}
+	if out, errOut, code := chimalli(t, dir, "ban", "ls"); code != 0 || strings.Contains(out, "127.0.0.23") || !regexp.MustCompile(`127\.0\.0\.24/32 +permanent +- `).MatchString(out) {
+		t.Fatalf("ban ls: %d %q %q, want the permanent ban listed as such and no refused one", code, out, errOut)
+	}
+	if out, errOut, code := chimalli(t, dir, "ban", "rm", "127.0.0.24"); code != 0 {
+		t.Fatalf("ban rm: %d %q %q", code, out, errOut)
 	}
 	if out, errOut, code := chimalli(t, dir, "ban", "rm", client); code != 0 {
 		t.Fatalf("ban rm: %d %q %q", code, out, errOut)

@@ -62,5 +62,6 @@ and fetch its front page:
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newGetCmd(), newCertCmd(), newVersionCmd(), newHealthCmd(), newBanCmd(), newBenchCmd())
+	root.AddCommand(newClusterCmd())
 	return root
 }

@@ -125,6 +125,8 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 		AutoBan: cfg.AutoBanPolicy(),
 		Logger:  logger,
 		Hasher:  hasher,
+		// Lifting a ban starts its clients afresh at this node's limiter.
+		Forgiver: limiter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("auto_ban: %w", err)
