@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chimalli/chimalli/ops/testlog"
 )
 
 // shortDir returns a fresh directory with a short path: unix socket paths
@@ -39,7 +41,7 @@ func testCtx(t *testing.T) context.Context {
 // openAdmin opens an Admin on path and closes it at cleanup.
 func openAdmin(t *testing.T, path string, ready func() error) *Admin {
 	t.Helper()
-	a := NewAdmin(path, ready, nil)
+	a := NewAdmin(path, ready, testlog.New(t))
 	if err := a.Open(testCtx(t)); err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -171,7 +173,7 @@ func TestAdminNilReadyIsReady(t *testing.T) {
 
 func TestAdminHandle(t *testing.T) {
 	path := filepath.Join(shortDir(t), "a.sock")
-	a := NewAdmin(path, nil, nil)
+	a := NewAdmin(path, nil, testlog.New(t))
 	a.Handle("GET /v1/bans", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, statusBody{Status: "bans"})
 	}))
@@ -186,7 +188,7 @@ func TestAdminHandle(t *testing.T) {
 
 func TestAdminCloseRemovesSocket(t *testing.T) {
 	path := filepath.Join(shortDir(t), "a.sock")
-	a := NewAdmin(path, nil, nil)
+	a := NewAdmin(path, nil, testlog.New(t))
 	if err := a.Close(testCtx(t)); err != nil {
 		t.Errorf("Close before Open = %v", err)
 	}
@@ -255,7 +257,7 @@ func TestAdminRefusesLiveSocket(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := NewAdmin(path, nil, nil)
+			a := NewAdmin(path, nil, testlog.New(t))
 			if err := a.Open(testCtx(t)); !errors.Is(err, ErrSocketInUse) {
 				a.Close(context.Background())
 				t.Fatalf("Open = %v, want ErrSocketInUse", err)

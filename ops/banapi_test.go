@@ -12,19 +12,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimalli/chimalli/ops/testlog"
 	"github.com/chimalli/chimalli/raftstore"
 )
 
 func openBanAdmin(t *testing.T) (string, *raftstore.Bans) {
 	t.Helper()
-	bans, err := raftstore.NewBans(raftstore.BansConfig{AutoBan: raftstore.DefaultAutoBanPolicy()})
+	bans, err := raftstore.NewBans(raftstore.BansConfig{AutoBan: raftstore.DefaultAutoBanPolicy(), Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bans.Open()
 	t.Cleanup(func() { bans.Close() })
 	path := filepath.Join(shortDir(t), "a.sock")
-	a := NewAdmin(path, nil, nil)
+	a := NewAdmin(path, nil, testlog.New(t))
 	a.HandleBans(bans)
 	if err := a.Open(testCtx(t)); err != nil {
 		t.Fatal(err)

@@ -1,91 +1,32 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/chimalli/chimalli/gateway/gemtest"
 	"github.com/chimalli/chimalli/tofu"
 )
 
-// molly runs the real molly-brown (Debian package) on a free loopback port
-// serving docroot as host "localhost", with a certificate zone: paths under
-// /zone/ need the client certificate zoneFP. Its certificate is made as the
-// README makes it, with `chimalli cert new`. It returns the port.
-func molly(t *testing.T, docroot, zoneFP string) int {
+// startMolly runs the real molly-brown on a free loopback port serving
+// docroot as host "localhost", with a certificate zone: paths under /zone/
+// need the client certificate zoneFP. Its certificate is made as the README
+// makes it, with `chimalli cert new` in dir. It returns the port.
+func startMolly(t *testing.T, dir, docroot, zoneFP string) int {
 	t.Helper()
-	bin, err := exec.LookPath("molly-brown")
-	if err != nil {
-		t.Skip("molly-brown not installed: apt-get install molly-brown")
-	}
-	dir := t.TempDir()
 	if _, errOut, code := chimalli(t, dir, "cert", "new", "--cn", "localhost", "--dns", "localhost", "--out", "molly"); code != 0 {
 		t.Fatalf("cert new for molly: %s", errOut)
 	}
-	certPath, keyPath := filepath.Join(dir, "molly", "localhost.crt"), filepath.Join(dir, "molly", "localhost.key")
-	// molly-brown binds every interface at its port: if another process
-	// took the free port meanwhile, start again on another.
-	for attempt := 1; ; attempt++ {
-		port, err := runMolly(t, bin, dir, certPath, keyPath, docroot, zoneFP)
-		if err == nil {
-			return port
-		}
-		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
-	}
-}
-
-func runMolly(t *testing.T, bin, dir, certPath, keyPath, docroot, zoneFP string) (int, error) {
-	t.Helper()
-	port := freePort(t)
-	conf := filepath.Join(dir, "molly.conf")
-	toml := fmt.Sprintf("Port = %d\nHostname = \"localhost\"\nCertPath = %q\nKeyPath = %q\nDocBase = %q\nAccessLog = %q\nErrorLog = %q\n\n[CertificateZones]\n\"^/zone\" = [%q]\n",
-		port, certPath, keyPath, docroot, filepath.Join(dir, "access.log"), filepath.Join(dir, "error.log"), zoneFP)
-	if err := os.WriteFile(conf, []byte(toml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	want, err := tls.LoadX509KeyPair(certPath, keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
-		if err == nil {
-			ours := bytes.Equal(c.ConnectionState().PeerCertificates[0].Raw, want.Certificate[0])
-			c.Close()
-			if ours {
-				return port, nil
-			}
-		}
-		select {
-		case <-exited:
-			return 0, fmt.Errorf("molly-brown exited: %s", out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("molly-brown not accepting on %s: %v", addr, err)
-		}
-	}
+	return gemtest.StartMollyBrown(t, gemtest.MollyBrownConfig{
+		DocBase:          docroot,
+		CertificateZones: map[string][]string{"^/zone": {zoneFP}},
+		CertPath:         filepath.Join(dir, "molly", "localhost.crt"),
+		KeyPath:          filepath.Join(dir, "molly", "localhost.key"),
+	}).Port
 }
 
 func writeTree(t *testing.T, root string, files map[string]string) {
@@ -126,7 +67,7 @@ func TestE2EMollyBrownBehindGateway(t *testing.T) {
 		"admin/index.gmi": "admin secret\n",
 	})
 	// molly-brown's own zone takes the hex fingerprint without prefix.
-	mport := molly(t, docroot, strings.TrimPrefix(aliceFP.String(), "sha256:"))
+	mport := startMolly(t, dir, docroot, strings.TrimPrefix(aliceFP.String(), "sha256:"))
 
 	port := freePort(t)
 	cfg := filepath.Join(dir, "chimalli.yaml")
