@@ -19,7 +19,9 @@ import (
 
 	"github.com/chimalli/chimalli/events"
 	"github.com/chimalli/chimalli/gateway"
-	"github.com/chimalli/chimalli/ops"
+	"github.com/chimalli/chimalli/ops/admin"
+	"github.com/chimalli/chimalli/ops/config"
+	"github.com/chimalli/chimalli/ops/logging"
 	"github.com/chimalli/chimalli/raftstore"
 	"github.com/chimalli/chimalli/ratelimit"
 	"github.com/chimalli/chimalli/tofu"
@@ -57,27 +59,27 @@ letting requests in flight finish (up to 10 s).`,
   CHIMALLI_LOG__LEVEL=info chimalli run --listen 0.0.0.0:1965`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := ops.Load(ops.LoadOptions{File: configFile, Flags: cmd.Flags()})
+			cfg, err := config.Load(config.LoadOptions{File: configFile, Flags: cmd.Flags()})
 			if err != nil {
 				return err
 			}
 			return runNode(cmd.Context(), cfg, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (.yaml, .yml or .toml); default $"+ops.EnvConfigFile)
-	ops.BindFlags(cmd.Flags())
+	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (.yaml, .yml or .toml); default $"+config.EnvConfigFile)
+	config.BindFlags(cmd.Flags())
 	return cmd
 }
 
 // node is a running node's components, for shutdown.
 type node struct {
 	srv     *gateway.Server
-	admin   *ops.Admin
+	admin   *admin.Admin
 	closers []io.Closer
 }
 
-func runNode(ctx context.Context, cfg *ops.Config, out io.Writer) error {
-	logger, err := ops.NewLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
+func runNode(ctx context.Context, cfg *config.Config, out io.Writer) error {
+	logger, err := logging.NewLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -110,7 +112,7 @@ func runNode(ctx context.Context, cfg *ops.Config, out io.Writer) error {
 // leaves no data directory, key or audit file behind. Only then does it
 // open the audit file, create the data directory, the pin stores and the
 // generated certificates.
-func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io.Writer) (_ *node, err error) {
+func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out io.Writer) (_ *node, err error) {
 	n := &node{}
 	ln, err := gateway.Listen(ctx, cfg.Gateway.Listen)
 	if err != nil {
@@ -245,7 +247,7 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 	n.srv = srv
 	n.closers = append(n.closers, sweeper(limiter, time.Minute))
 
-	n.admin = ops.NewAdmin(cfg.AdminSocket(), func() error { return nil }, logger)
+	n.admin = admin.NewAdmin(cfg.AdminSocket(), func() error { return nil }, logger)
 	n.admin.HandleBans(bans)
 	if err := n.admin.Open(ctx); err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
@@ -257,7 +259,7 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 // openDocroots opens every route's document root, by path, so that a
 // missing or unreadable one fails the start before anything is written.
 // The roots are closed by n.close.
-func openDocroots(cfg *ops.Config, n *node) (map[string]gateway.Handler, error) {
+func openDocroots(cfg *config.Config, n *node) (map[string]gateway.Handler, error) {
 	out := make(map[string]gateway.Handler)
 	for i, hc := range cfg.Gateway.Hosts {
 		for j, rc := range hc.Routes {
@@ -278,7 +280,7 @@ func openDocroots(cfg *ops.Config, n *node) (map[string]gateway.Handler, error) 
 // checkCertFiles loads the certificate and key files the configuration
 // names, so that a bad pair fails the start before a certificate is
 // generated for another host.
-func checkCertFiles(cfg *ops.Config) error {
+func checkCertFiles(cfg *config.Config) error {
 	for i, hc := range cfg.Gateway.Hosts {
 		if certFile, keyFile, generate := cfg.CertFiles(hc); !generate {
 			if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
@@ -291,7 +293,7 @@ func checkCertFiles(cfg *ops.Config) error {
 
 // checkAuditDir checks that audit.file, when set, is in a directory that
 // exists or is the data directory (created next).
-func checkAuditDir(cfg *ops.Config) error {
+func checkAuditDir(cfg *config.Config) error {
 	if cfg.Audit.File == "" {
 		return nil
 	}
@@ -334,7 +336,7 @@ func (n *node) close(ctx context.Context) error {
 
 // openAudit opens audit.file, when set, as the gateway's audit sink. The
 // log is closed (and flushed) after the server, by n.close.
-func openAudit(cfg *ops.Config, hasher *events.IPHasher, n *node) (gateway.AuditSink, error) {
+func openAudit(cfg *config.Config, hasher *events.IPHasher, n *node) (gateway.AuditSink, error) {
 	if cfg.Audit.File == "" {
 		return nil, nil
 	}
@@ -357,9 +359,9 @@ func openAudit(cfg *ops.Config, hasher *events.IPHasher, n *node) (gateway.Audit
 // buildHosts turns the configured hosts (or the welcome capsule) into
 // gateway hosts, generating certificates where none is configured; docroots
 // are the handlers openDocroots opened.
-func buildHosts(cfg *ops.Config, docroots map[string]gateway.Handler, upstreamPins tofu.Store) ([]gateway.Host, error) {
+func buildHosts(cfg *config.Config, docroots map[string]gateway.Handler, upstreamPins tofu.Store) ([]gateway.Host, error) {
 	if cfg.UsesWelcomeCapsule() {
-		hc := ops.HostConfig{Name: ops.WelcomeHostName, Aliases: ops.WelcomeHostAliases()}
+		hc := config.HostConfig{Name: config.WelcomeHostName, Aliases: config.WelcomeHostAliases()}
 		h, err := hostCerts(cfg, hc)
 		if err != nil {
 			return nil, err
@@ -385,7 +387,7 @@ func buildHosts(cfg *ops.Config, docroots map[string]gateway.Handler, upstreamPi
 	return hosts, nil
 }
 
-func hostCerts(cfg *ops.Config, hc ops.HostConfig) (gateway.Host, error) {
+func hostCerts(cfg *config.Config, hc config.HostConfig) (gateway.Host, error) {
 	h := gateway.Host{Name: hc.Name, Aliases: hc.AliasHosts()}
 	for _, p := range cfg.PublicPorts(hc) {
 		h.PublicPorts = append(h.PublicPorts, int(p))
@@ -401,7 +403,7 @@ func hostCerts(cfg *ops.Config, hc ops.HostConfig) (gateway.Host, error) {
 			}
 		}
 		var err error
-		_, certFile, keyFile, _, err = tofu.LoadOrCreateKeyPair(cfg.CertDir(), ops.CertName(hc.Name), req)
+		_, certFile, keyFile, _, err = tofu.LoadOrCreateKeyPair(cfg.CertDir(), config.CertName(hc.Name), req)
 		if err != nil {
 			return h, fmt.Errorf("host %s: certificate: %w", hc.Name, err)
 		}
@@ -410,7 +412,7 @@ func hostCerts(cfg *ops.Config, hc ops.HostConfig) (gateway.Host, error) {
 	return h, nil
 }
 
-func buildRoute(cfg *ops.Config, rc ops.RouteConfig, docroots map[string]gateway.Handler, upstreamPins tofu.Store) (gateway.Route, error) {
+func buildRoute(cfg *config.Config, rc config.RouteConfig, docroots map[string]gateway.Handler, upstreamPins tofu.Store) (gateway.Route, error) {
 	fps, err := rc.Fingerprints()
 	if err != nil {
 		return gateway.Route{}, err
@@ -419,7 +421,7 @@ func buildRoute(cfg *ops.Config, rc ops.RouteConfig, docroots map[string]gateway
 		Prefix:              rc.Prefix,
 		RequireCert:         rc.RequireCert,
 		AllowedFingerprints: fps,
-		TOFUClaim:           rc.TOFU == ops.TOFUClaim,
+		TOFUClaim:           rc.TOFU == config.TOFUClaim,
 		Uploads:             rc.Uploads,
 		MaxUploadBytes:      int64(cfg.UploadLimit(rc)),
 	}
@@ -474,7 +476,7 @@ func (f closerFunc) Close() error { return f() }
 // printBanner tells the operator exactly where the node listens (addr, the
 // bound address; dual when it also takes IPv4 clients on [::]) and which
 // certificates it presents: the fingerprints clients will pin.
-func printBanner(w io.Writer, addr net.Addr, dual bool, hosts []gateway.Host, cfg *ops.Config) {
+func printBanner(w io.Writer, addr net.Addr, dual bool, hosts []gateway.Host, cfg *config.Config) {
 	fmt.Fprintf(w, "chimalli: serving gemini on %s\n", listenDescription(addr, dual))
 	for _, h := range hosts {
 		fp := "?"
@@ -508,17 +510,17 @@ func listenDescription(addr net.Addr, dual bool) string {
 // ("gemini://localhost:1967/", no port for 1965), or "" when the node
 // serves configured hosts, or localhost cannot reach the listener, or
 // clients must name another public port.
-func welcomeURL(addr net.Addr, cfg *ops.Config) string {
+func welcomeURL(addr net.Addr, cfg *config.Config) string {
 	ap, err := netip.ParseAddrPort(addr.String())
 	if err != nil || !cfg.UsesWelcomeCapsule() || !(ap.Addr().IsLoopback() || ap.Addr().IsUnspecified()) {
 		return ""
 	}
 	port := ap.Port()
-	if pp := cfg.PublicPorts(ops.HostConfig{}); len(pp) > 0 && !slices.Contains(pp, port) {
+	if pp := cfg.PublicPorts(config.HostConfig{}); len(pp) > 0 && !slices.Contains(pp, port) {
 		return ""
 	}
 	if port == gateway.DefaultGeminiPort {
-		return "gemini://" + ops.WelcomeHostName + "/"
+		return "gemini://" + config.WelcomeHostName + "/"
 	}
-	return fmt.Sprintf("gemini://%s:%d/", ops.WelcomeHostName, port)
+	return fmt.Sprintf("gemini://%s:%d/", config.WelcomeHostName, port)
 }

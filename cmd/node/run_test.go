@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chimalli/chimalli/ops"
+	"github.com/chimalli/chimalli/ops/config"
 )
 
 // A start that fails on something it can check first (a missing docroot,
@@ -27,30 +27,30 @@ func TestFailedStartWritesNothing(t *testing.T) {
 	defer busy.Close()
 	tests := []struct {
 		name   string
-		mutate func(c *ops.Config, dir string)
+		mutate func(c *config.Config, dir string)
 		want   string
 	}{
-		{"missing docroot", func(c *ops.Config, dir string) {
-			r := ops.DefaultRoute()
+		{"missing docroot", func(c *config.Config, dir string) {
+			r := config.DefaultRoute()
 			r.Prefix, r.Docroot = "/", filepath.Join(dir, "no-such-docroot")
-			c.Gateway.Hosts = []ops.HostConfig{{Name: "a.example", Routes: []ops.RouteConfig{r}}}
+			c.Gateway.Hosts = []config.HostConfig{{Name: "a.example", Routes: []config.RouteConfig{r}}}
 		}, "gateway.hosts[0].routes[0].docroot"},
-		{"docroot is a file", func(c *ops.Config, dir string) {
+		{"docroot is a file", func(c *config.Config, dir string) {
 			f := filepath.Join(dir, "file")
 			os.WriteFile(f, nil, 0o600)
-			r := ops.DefaultRoute()
+			r := config.DefaultRoute()
 			r.Prefix, r.Docroot = "/", f
-			c.Gateway.Hosts = []ops.HostConfig{{Name: "a.example", Routes: []ops.RouteConfig{r}}}
+			c.Gateway.Hosts = []config.HostConfig{{Name: "a.example", Routes: []config.RouteConfig{r}}}
 		}, "docroot"},
-		{"port in use", func(c *ops.Config, _ string) { c.Gateway.Listen = busy.Addr().String() }, "address already in use"},
-		{"audit directory missing", func(c *ops.Config, dir string) {
+		{"port in use", func(c *config.Config, _ string) { c.Gateway.Listen = busy.Addr().String() }, "address already in use"},
+		{"audit directory missing", func(c *config.Config, dir string) {
 			c.Audit.File = filepath.Join(dir, "no-such-dir", "audit.log")
 		}, "audit.file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			cfg := ops.DefaultConfig()
+			cfg := config.DefaultConfig()
 			cfg.Gateway.Listen = "127.0.0.1:0"
 			cfg.Node.DataDir = filepath.Join(dir, "data")
 			cfg.Audit.File = filepath.Join(dir, "audit.log")
@@ -78,7 +78,7 @@ func TestFailedStartWritesNothing(t *testing.T) {
 // The node still starts, and writes its state, when everything checks out.
 func TestStartWritesDataDirAfterChecks(t *testing.T) {
 	dir := t.TempDir()
-	cfg := ops.DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Gateway.Listen = "127.0.0.1:0"
 	cfg.Node.DataDir = filepath.Join(dir, "data")
 	cfg.Audit.File = filepath.Join(cfg.Node.DataDir, "audit.log") // inside the data dir it creates
@@ -102,20 +102,20 @@ func TestBanner(t *testing.T) {
 	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
 	// A config listening on listen (":0" for any port), as when the node
 	// bound addr.
-	at := func(listen string) *ops.Config {
-		c := ops.DefaultConfig()
+	at := func(listen string) *config.Config {
+		c := config.DefaultConfig()
 		c.Gateway.Listen = listen
 		return c
 	}
-	withHost := ops.DefaultConfig()
-	withHost.Gateway.Hosts = []ops.HostConfig{{Name: "a.example"}}
-	public := ops.DefaultConfig()
+	withHost := config.DefaultConfig()
+	withHost.Gateway.Hosts = []config.HostConfig{{Name: "a.example"}}
+	public := config.DefaultConfig()
 	public.Gateway.Listen, public.Gateway.PublicPorts = "127.0.0.1:1967", []int{1965}
 	tests := []struct {
 		name   string
 		addr   net.Addr
 		dual   bool
-		cfg    *ops.Config
+		cfg    *config.Config
 		listen string
 		try    string // "" for no try: line
 	}{

@@ -1,4 +1,4 @@
-package ops
+package admin
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/chimalli/chimalli/ops/config"
 	"github.com/chimalli/chimalli/raftstore"
 )
 
@@ -53,7 +54,7 @@ const Permanent = "permanent"
 // reports only what the store cannot see (a prefix or duration that does
 // not parse); the store's BanCommand.Validate is the authority on the rest.
 func (r BanRequest) Command() (raftstore.BanCommand, error) {
-	p, err := ParsePrefix(r.Prefix)
+	p, err := config.ParsePrefix(r.Prefix)
 	if err != nil {
 		return raftstore.BanCommand{}, fmt.Errorf("prefix: %w", err)
 	}
@@ -157,7 +158,7 @@ func addBan(w http.ResponseWriter, r *http.Request, store BanStore) {
 }
 
 func liftBan(w http.ResponseWriter, r *http.Request, store BanStore) {
-	p, err := ParsePrefix(r.URL.Query().Get("prefix"))
+	p, err := config.ParsePrefix(r.URL.Query().Get("prefix"))
 	if err != nil {
 		badRequest(w, fmt.Errorf("prefix: %w", err))
 		return

@@ -1,14 +1,16 @@
-package ops
+package config
 
 import (
 	"errors"
 	"fmt"
-	"github.com/chimalli/chimalli/raftstore"
 	"math"
 	"net/netip"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/chimalli/chimalli/ops/logging"
+	"github.com/chimalli/chimalli/raftstore"
 
 	"github.com/chimalli/chimalli/gateway"
 	"github.com/chimalli/chimalli/tofu"
@@ -28,9 +30,9 @@ func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
 // Unwrap returns the problem.
 func (e *FieldError) Unwrap() error { return e.Err }
 
-// maxSocketPath is the longest unix socket path Linux accepts (sun_path is
+// MaxSocketPath is the longest unix socket path Linux accepts (sun_path is
 // 108 bytes including the terminating NUL).
-const maxSocketPath = 107
+const MaxSocketPath = 107
 
 // validator collects problems.
 type validator struct{ errs []error }
@@ -337,16 +339,16 @@ func (c *Config) AutoBanPolicy() raftstore.AutoBanPolicy {
 }
 
 func (c *Config) validateAdmin(v *validator) {
-	if p := c.AdminSocket(); len(p) > maxSocketPath {
-		v.add("admin.socket", "path %q too long for a unix socket (%d bytes, max %d)", p, len(p), maxSocketPath)
+	if p := c.AdminSocket(); len(p) > MaxSocketPath {
+		v.add("admin.socket", "path %q too long for a unix socket (%d bytes, max %d)", p, len(p), MaxSocketPath)
 	}
 }
 
 func (c *Config) validateLog(v *validator) {
-	if _, err := parseLevel(c.Log.Level); err != nil {
+	if _, err := logging.ParseLevel(c.Log.Level); err != nil {
 		v.addErr("log.level", err)
 	}
-	if _, err := parseFormat(c.Log.Format); err != nil {
+	if _, err := logging.ParseFormat(c.Log.Format); err != nil {
 		v.addErr("log.format", err)
 	}
 }

@@ -1,4 +1,4 @@
-package ops
+package admin
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimalli/chimalli/ops/config"
 	"github.com/chimalli/chimalli/ops/testlog"
 )
 
@@ -280,10 +281,10 @@ func TestAdminRefusesLiveSocket(t *testing.T) {
 // temporary bind path would not fit: the socket must still end up 0600.
 func TestAdminLongPath(t *testing.T) {
 	base := shortDir(t)
-	dir := filepath.Join(base, strings.Repeat("d", maxSocketPath-len(base)-3))
+	dir := filepath.Join(base, strings.Repeat("d", config.MaxSocketPath-len(base)-3))
 	path := filepath.Join(dir, "a")
-	if len(path) != maxSocketPath {
-		t.Fatalf("test path is %d bytes, want %d", len(path), maxSocketPath)
+	if len(path) != config.MaxSocketPath {
+		t.Fatalf("test path is %d bytes, want %d", len(path), config.MaxSocketPath)
 	}
 	openAdmin(t, path, nil)
 	fi, err := os.Lstat(path)

@@ -1,4 +1,4 @@
-package ops
+package admin
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/chimalli/chimalli/ops/config"
 )
 
 // ErrSocketInUse is returned by Admin.Open when another live process owns
@@ -172,7 +174,7 @@ func listenPrivate(path string) (net.Listener, os.FileInfo, error) {
 	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, "s")
 	bindPath := tmp
-	if len(tmp) > maxSocketPath {
+	if len(tmp) > config.MaxSocketPath {
 		bindPath = path
 	}
 	ln, err := net.Listen("unix", bindPath)

@@ -1,4 +1,4 @@
-package ops
+package config
 
 import (
 	"os"
@@ -11,7 +11,7 @@ import (
 )
 
 // examplesDir is where the documented example configurations live.
-const examplesDir = "../docs/examples"
+const examplesDir = "../../docs/examples"
 
 func TestExamplesValidate(t *testing.T) {
 	for _, name := range []string{"chimalli.yaml", "chimalli.toml"} {
@@ -69,7 +69,7 @@ func TestExampleYAMLContent(t *testing.T) {
 // TestDocsListEveryKey fails when a key of the schema is missing from
 // docs/configuration.md, so the docs cannot fall behind the code.
 func TestDocsListEveryKey(t *testing.T) {
-	b, err := os.ReadFile("../docs/configuration.md")
+	b, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ops
+package logging
 
 import (
 	"fmt"
@@ -23,11 +23,11 @@ const (
 // shared without exposing clients. Raw addresses live only in enforcement
 // state (bans, access rules).
 func NewLogger(level, format string, w io.Writer) (*slog.Logger, error) {
-	lvl, err := parseLevel(level)
+	lvl, err := ParseLevel(level)
 	if err != nil {
 		return nil, fmt.Errorf("new logger: %w", err)
 	}
-	f, err := parseFormat(format)
+	f, err := ParseFormat(format)
 	if err != nil {
 		return nil, fmt.Errorf("new logger: %w", err)
 	}
@@ -41,8 +41,8 @@ func NewLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
 }
 
-// parseLevel parses a log level name, case-insensitively; "" is error.
-func parseLevel(s string) (slog.Level, error) {
+// ParseLevel parses a log level name, case-insensitively; "" is error.
+func ParseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "debug":
 		return slog.LevelDebug, nil
@@ -56,8 +56,8 @@ func parseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", s)
 }
 
-// parseFormat parses a log format name, case-insensitively; "" is json.
-func parseFormat(s string) (string, error) {
+// ParseFormat parses a log format name, case-insensitively; "" is json.
+func ParseFormat(s string) (string, error) {
 	switch f := strings.ToLower(strings.TrimSpace(s)); f {
 	case LogFormatJSON, "":
 		return LogFormatJSON, nil
