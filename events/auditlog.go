@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -31,7 +33,8 @@ const auditWriteBuffer = 64 << 10
 const maxPooledLine = 16 << 10
 
 // ErrUnsafeAuditFile is returned by OpenAuditFile for an existing file that
-// group or others may access, or that is not a regular file.
+// group or others may access, that is not a regular file, or for a path
+// that is a symbolic link.
 var ErrUnsafeAuditFile = errors.New("unsafe audit file")
 
 // AuditLogConfig configures an AuditLog.
@@ -81,10 +84,23 @@ type AuditLog struct {
 // path for appending and returns an AuditLog writing to it. It refuses an
 // existing file that group or others may access, or that is not a regular
 // file, with an error wrapping ErrUnsafeAuditFile that names the path and
-// its mode. Close closes the file.
+// its mode; and a path whose last element is a symbolic link, which it
+// never follows (directories above it may be links: the operator chose
+// them). The open never blocks, on a FIFO either. Close closes the file.
 func OpenAuditFile(path string, cfg AuditLogConfig) (*AuditLog, error) {
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, auditFileMode)
+	// O_NONBLOCK only makes opening a FIFO fail (ENXIO: no reader) instead
+	// of waiting for a reader; writes to a regular file ignore it.
+	flags := os.O_APPEND | os.O_CREATE | os.O_WRONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+	f, err := os.OpenFile(path, flags, auditFileMode)
 	if err != nil {
+		if fi, lerr := os.Lstat(path); lerr == nil {
+			switch mode := fi.Mode(); {
+			case mode&fs.ModeSymlink != 0:
+				return nil, fmt.Errorf("%w: %s: is a symbolic link; name the file itself", ErrUnsafeAuditFile, path)
+			case !mode.IsRegular() && !mode.IsDir():
+				return nil, fmt.Errorf("%w: %s: not a regular file (mode %s)", ErrUnsafeAuditFile, path, mode)
+			}
+		}
 		return nil, fmt.Errorf("open audit file: %w", err)
 	}
 	fi, err := f.Stat()

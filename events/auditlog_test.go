@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -64,25 +65,33 @@ func wait[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-// gateWriter blocks every Write until the test closes release, and
-// reports each Write's start on entered.
+// gateWriter blocks every Write until the test closes release. It reports
+// each Write's start on entered (the writer is now blocked) and its end on
+// written (the bytes are now in buf).
 type gateWriter struct {
 	entered chan struct{}
+	written chan struct{}
 	release chan struct{}
 	mu      sync.Mutex
 	buf     bytes.Buffer
 }
 
 func newGateWriter() *gateWriter {
-	return &gateWriter{entered: make(chan struct{}, 100), release: make(chan struct{})}
+	return &gateWriter{
+		entered: make(chan struct{}, 100),
+		written: make(chan struct{}, 100),
+		release: make(chan struct{}),
+	}
 }
 
 func (w *gateWriter) Write(p []byte) (int, error) {
 	w.entered <- struct{}{}
 	<-w.release
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
+	n, err := w.buf.Write(p)
+	w.mu.Unlock()
+	w.written <- struct{}{}
+	return n, err
 }
 
 func (w *gateWriter) bytes() []byte {
@@ -214,7 +223,7 @@ func TestAuditLogFlushesWhenIdle(t *testing.T) {
 		t.Fatal("Record refused")
 	}
 	// Without Close, the line reaches the writer because the queue ran empty.
-	wait(t, w.entered, "the record to be flushed")
+	wait(t, w.written, "the record to be flushed")
 	if n := len(parseLines(t, w.bytes())); n != 1 {
 		t.Fatalf("%d lines written, want 1", n)
 	}
@@ -420,5 +429,89 @@ func TestOpenAuditFileErrors(t *testing.T) {
 				t.Fatal("OpenAuditFile succeeded")
 			}
 		})
+	}
+}
+
+func TestOpenAuditFileRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("untouched\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		target string
+	}{
+		{"to a file", target},
+		{"to a missing file", filepath.Join(dir, "missing")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			if err := os.Symlink(tc.target, path); err != nil {
+				t.Fatal(err)
+			}
+			l, err := OpenAuditFile(path, AuditLogConfig{})
+			if err == nil {
+				l.Record(newRecord())
+				closeLog(t, l)
+				t.Fatal("OpenAuditFile followed the symlink")
+			}
+			if !errors.Is(err, ErrUnsafeAuditFile) {
+				t.Fatalf("err = %v, want ErrUnsafeAuditFile", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "symbolic link") {
+				t.Fatalf("err %q does not name the path and say it is a symbolic link", msg)
+			}
+			if b, err := os.ReadFile(target); err != nil || string(b) != "untouched\n" {
+				t.Fatalf("target now %q (err %v), want it untouched", b, err)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the symlink's missing target was created (Lstat err %v)", err)
+			}
+		})
+	}
+}
+
+func TestOpenAuditFileRefusesFIFOWithoutBlocking(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// No reader holds the FIFO open: a blocking open would never return.
+	done := make(chan error, 1)
+	go func() {
+		l, err := OpenAuditFile(path, AuditLogConfig{})
+		if err == nil {
+			l.Close(context.Background())
+		}
+		done <- err
+	}()
+	err := wait(t, done, "OpenAuditFile to return on a FIFO")
+	if !errors.Is(err, ErrUnsafeAuditFile) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("err = %v, want ErrUnsafeAuditFile naming %s", err, path)
+	}
+}
+
+// A link above the file is the operator's choice of path (say /var/log on
+// another disk) and is followed; only the file itself must not be a link.
+func TestOpenAuditFileFollowsSymlinkedDirectory(t *testing.T) {
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "logs")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenAuditFile(filepath.Join(link, "audit.jsonl"), AuditLogConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Record(newRecord())
+	closeLog(t, l)
+	b, err := os.ReadFile(filepath.Join(real, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(parseLines(t, b)); n != 1 {
+		t.Fatalf("%d records, want 1", n)
 	}
 }

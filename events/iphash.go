@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"net/netip"
 	"strings"
 	"sync"
@@ -56,12 +57,29 @@ func NewIPHasher(id string, key []byte) (*IPHasher, error) {
 // that has no cluster-wide key: hashes are then stable for the life of the
 // process only.
 func NewRandomIPHasher() (*IPHasher, error) {
+	return newRandomIPHasher(rand.Reader)
+}
+
+// newRandomIPHasher reads the key from random.
+func newRandomIPHasher(random io.Reader) (*IPHasher, error) {
 	key := make([]byte, MinKeyBytes)
-	if _, err := rand.Read(key); err != nil {
+	if _, err := io.ReadFull(random, key); err != nil {
 		return nil, fmt.Errorf("ip hash key: %w", err)
 	}
-	id := "p" + hex.EncodeToString(key[:3]) // names the key, reveals nothing useful
-	return NewIPHasher(id, key)
+	return NewIPHasher(randomKeyID(key), key)
+}
+
+// keyIDLabel separates the key id's hash from any other use of the key.
+const keyIDLabel = "chimalli ip-hash key id v1\x00"
+
+// randomKeyID names key "p" and 6 hex digits of SHA-256(keyIDLabel || key):
+// enough to tell one process's key from another's in audit records, and
+// nothing of the key itself.
+func randomKeyID(key []byte) string {
+	h := sha256.New()
+	h.Write([]byte(keyIDLabel))
+	h.Write(key)
+	return "p" + hex.EncodeToString(h.Sum(nil)[:3])
 }
 
 // KeyID returns the id that prefixes every hash.

@@ -2,6 +2,8 @@ package events
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/netip"
 	"strings"
@@ -69,5 +71,27 @@ func BenchmarkHashAddr(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.HashAddr(addr)
+	}
+}
+
+func TestRandomKeyIDRevealsNoKeyBits(t *testing.T) {
+	key := bytes.Repeat([]byte{0xab}, MinKeyBytes)
+	h, err := newRandomIPHasher(bytes.NewReader(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	label := sha256.Sum256(append([]byte("chimalli ip-hash key id v1\x00"), key...))
+	want := "p" + hex.EncodeToString(label[:3])
+	if got := h.KeyID(); got != want {
+		t.Fatalf("KeyID = %q, want %q (from a labelled hash of the key)", got, want)
+	}
+	if strings.Contains(h.KeyID(), "abab") {
+		t.Fatalf("KeyID %q shows bytes of the key", h.KeyID())
+	}
+}
+
+func TestRandomIPHasherShortRead(t *testing.T) {
+	if _, err := newRandomIPHasher(bytes.NewReader(make([]byte, MinKeyBytes-1))); err == nil {
+		t.Fatal("a short random read gave a hasher")
 	}
 }

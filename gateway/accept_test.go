@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chimalli/chimalli/ops/testlog"
 )
 
 // countingListener is a wrapped listener: the Server cannot see the
@@ -59,6 +61,7 @@ func serveOn(t testing.TB, ln net.Listener, opts ...serverOpt) *Server {
 		}},
 		Limits:             DefaultLimits(),
 		CertReloadInterval: -1,
+		Logger:             testlog.New(t),
 	}
 	for _, o := range opts {
 		o(&cfg)

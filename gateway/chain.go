@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -64,6 +65,10 @@ type Decision struct {
 	RetryAfter int    // whole seconds, for ReasonRateLimited
 	Msg        string // client-safe detail; "" → the reason's default
 	Route      *Route // the matched route, when the request got that far
+	// Err is the cause of a ReasonUnavailable refusal (the pin store
+	// failed or did not answer in time), for the server's log. It is never
+	// shown to the client.
+	Err error
 }
 
 // Admit runs layer (a): static deny/allow lists, bans, then the hard rate
@@ -92,7 +97,9 @@ func (l *Layers) Admit(addr netip.Addr, now time.Time) Admission {
 // Decide runs layers (b) and (c) on a parsed request that arrived on a
 // connection admitted with adm: the host and port check, the soft rate
 // limit, route selection, Titan admission, and the route's certificate
-// rules (required, allowed fingerprints, TOFU claim).
+// rules (required, allowed fingerprints, TOFU claim). ctx bounds the TOFU
+// claim: a claim that has not committed when ctx ends is ReasonUnavailable,
+// with the store's error in Decision.Err.
 func (l *Layers) Decide(ctx context.Context, v *vhost, r *Request, adm Admission) Decision {
 	if !v.accepts(r) {
 		return Decision{Reason: ReasonProxyRefused}
@@ -132,23 +139,25 @@ func (l *Layers) Decide(ctx context.Context, v *vhost, r *Request, adm Admission
 		return d
 	}
 	if rt.TOFUClaim {
-		d.Reason = l.claim(ctx, rt, r, now)
+		d.Reason, d.Err = l.claim(ctx, rt, r, now)
 	}
 	return d
 }
 
-func (l *Layers) claim(ctx context.Context, rt *compiledRoute, r *Request, now time.Time) Reason {
+var errNoPinStore = errors.New("tofu claim: no pin store configured")
+
+func (l *Layers) claim(ctx context.Context, rt *compiledRoute, r *Request, now time.Time) (Reason, error) {
 	if l.Pins == nil {
-		return ReasonUnavailable
+		return ReasonUnavailable, errNoPinStore
 	}
 	out, _, err := tofu.Check(ctx, l.Pins, rt.claimKey, r.ClientID, now, r.ClientCert.NotAfter)
 	switch {
 	case err != nil:
-		return ReasonUnavailable
+		return ReasonUnavailable, err
 	case out == tofu.Mismatch:
-		return ReasonCertNotAuthorized
+		return ReasonCertNotAuthorized, nil
 	}
-	return ReasonNone
+	return ReasonNone, nil
 }
 
 func (l *Layers) now() time.Time {

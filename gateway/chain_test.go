@@ -145,6 +145,9 @@ func TestLayersDecide(t *testing.T) {
 			if d.Reason != tc.want || d.RetryAfter != tc.retry {
 				t.Fatalf("Decide = %v retry %d, want %v retry %d", d.Reason, d.RetryAfter, tc.want, tc.retry)
 			}
+			if (d.Reason == ReasonUnavailable) != (d.Err != nil) {
+				t.Fatalf("Decide = %v with Err %v: the cause of unavailable, and only that, is reported", d.Reason, d.Err)
+			}
 			got := ""
 			if d.Route != nil {
 				got = d.Route.Prefix

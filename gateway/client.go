@@ -315,14 +315,18 @@ func netError(ctx context.Context, op string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("%s: %w", op, cerr)
 	}
-	if isTimeout(err) {
+	if IsTimeout(err) {
 		return fmt.Errorf("%s: %w: %w", op, ErrTimeout, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-func isTimeout(err error) bool {
-	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+// IsTimeout reports whether err is a deadline expiry: it wraps ErrTimeout,
+// os.ErrDeadlineExceeded or context.DeadlineExceeded, or is a net.Error
+// whose Timeout method reports true. It is the one rule the gateway's
+// client and the load tool share to tell a timeout from other failures.
+func IsTimeout(err error) bool {
+	if errors.Is(err, ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
 	var ne net.Error

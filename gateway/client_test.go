@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,28 +19,8 @@ import (
 	"time"
 
 	"github.com/chimalli/chimalli/tofu"
+	"github.com/chimalli/chimalli/tofu/tofutest"
 )
-
-// upstreamCert returns a fresh self-signed server key pair for name.
-func upstreamCert(t testing.TB, name string) tls.Certificate {
-	t.Helper()
-	certPEM, keyPEM, err := tofu.GenerateCert(tofu.CertRequest{
-		CommonName: name, DNSNames: []string{name}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, Days: 30,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pair.Leaf == nil {
-		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return pair
-}
 
 // upstreamConn is what a test upstream saw on one connection.
 type upstreamConn struct {
@@ -195,7 +177,7 @@ func answer(resp string) func(net.Conn, *bufio.Reader, string) {
 }
 
 func TestClientTOFU(t *testing.T) {
-	cert1, cert2 := upstreamCert(t, "localhost"), upstreamCert(t, "localhost")
+	cert1, cert2 := tofutest.LoopbackCert(t, "localhost"), tofutest.LoopbackCert(t, "localhost")
 	u := startUpstream(t, cert1, answer("20 text/gemini\r\n# hello\n"))
 	pins := tofu.NewMemStore()
 	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -246,7 +228,7 @@ func TestClientTOFU(t *testing.T) {
 
 	// A new key on the same host and port is refused before any request is
 	// sent, and before the client certificate is shown.
-	clientCert := upstreamCert(t, "me")
+	clientCert := tofutest.LoopbackCert(t, "me")
 	c.Certificate = &clientCert
 	u.cert.Store(&cert2)
 	_, err = c.Do(ctx, url)
@@ -270,7 +252,7 @@ func TestClientTOFU(t *testing.T) {
 }
 
 func TestClientNoPins(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), answer("51 not here\r\n"))
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), answer("51 not here\r\n"))
 	var c Client
 	resp, err := c.Do(context.Background(), "gemini://127.0.0.1:"+strconv.Itoa(u.port)+"/")
 	if err != nil {
@@ -285,8 +267,8 @@ func TestClientNoPins(t *testing.T) {
 }
 
 func TestClientCertificatePresented(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), answer("20 text/plain\r\nok"))
-	me := upstreamCert(t, "me")
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), answer("20 text/plain\r\nok"))
+	me := tofutest.LoopbackCert(t, "me")
 	c := &Client{Certificate: &me}
 	resp, err := c.Do(context.Background(), "gemini://127.0.0.1:"+strconv.Itoa(u.port)+"/")
 	if err != nil {
@@ -300,7 +282,7 @@ func TestClientCertificatePresented(t *testing.T) {
 }
 
 func TestClientReadTimeout(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
 		io.Copy(io.Discard, c) // never answers
 	})
 	c := &Client{ReadTimeout: 100 * time.Millisecond}
@@ -320,13 +302,42 @@ func TestClientConnectTimeout(t *testing.T) {
 	}
 }
 
+func TestIsTimeout(t *testing.T) {
+	// A real deadline error from a connection.
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	a.SetReadDeadline(time.Unix(1, 0))
+	_, deadline := a.Read(make([]byte, 1))
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"conn deadline", deadline, true},
+		{"os deadline", os.ErrDeadlineExceeded, true},
+		{"context deadline", fmt.Errorf("dial: %w", context.DeadlineExceeded), true},
+		{"client timeout", fmt.Errorf("read header: %w", ErrTimeout), true},
+		{"net timeout", &net.DNSError{IsTimeout: true}, true},
+		{"cancelled", context.Canceled, false},
+		{"eof", io.EOF, false},
+		{"refused", errors.New("connection refused"), false},
+		{"nil", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsTimeout(tc.err); got != tc.want {
+				t.Errorf("IsTimeout(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestClientIdleTimeoutIsPerRead(t *testing.T) {
 	// The body arrives in many chunks, each well within the idle timeout;
 	// the client reads each one only after the server was told to send it,
 	// so the total time exceeds the idle timeout without tripping it.
 	const chunks = 5
 	next := make(chan struct{})
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
 		io.WriteString(c, "20 text/plain\r\n")
 		for range chunks {
 			<-next
@@ -352,7 +363,7 @@ func TestClientIdleTimeoutIsPerRead(t *testing.T) {
 }
 
 func TestClientCancelDuringBody(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
 		io.WriteString(c, "20 text/plain\r\npartial")
 		io.Copy(io.Discard, c) // then stalls
 	})
@@ -390,7 +401,7 @@ func TestClientBadHeader(t *testing.T) {
 	}
 	for name, raw := range tests {
 		t.Run(name, func(t *testing.T) {
-			u := startUpstream(t, upstreamCert(t, "x"), answer(raw))
+			u := startUpstream(t, tofutest.LoopbackCert(t, "x"), answer(raw))
 			c := &Client{ReadTimeout: 5 * time.Second}
 			resp, err := c.Do(context.Background(), "gemini://127.0.0.1:"+strconv.Itoa(u.port)+"/")
 			if !errors.Is(err, ErrBadHeader) {
@@ -434,7 +445,7 @@ func TestClientRequestParts(t *testing.T) {
 }
 
 func TestClientCancelWhileWaitingForHeader(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, br *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, br *bufio.Reader, _ string) {
 		io.Copy(io.Discard, br) // never answers
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -465,7 +476,7 @@ func TestClientLearnsKeyExchange(t *testing.T) {
 		{"post-quantum server", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cert := upstreamCert(t, "x")
+			cert := tofutest.LoopbackCert(t, "x")
 			var mu sync.Mutex
 			var hellos [][]tls.CurveID
 			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{

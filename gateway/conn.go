@@ -55,6 +55,9 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	}
 	s.stats.handshakes.Add(1)
 	cs := tc.ConnectionState()
+	if cs.DidResume {
+		s.stats.resumed.Add(1)
+	}
 
 	bufp := lineBufPool.Get().(*[]byte)
 	defer lineBufPool.Put(bufp)
@@ -90,8 +93,16 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	}
 
 	v := s.hostFor(r.SNI)
-	d := s.layers.Decide(s.ctx, v, r, adm)
+	// The layers get their own deadline: a pin store that cannot commit (a
+	// Raft cluster without a leader) must not hold the request, its
+	// connection slot and a shutdown forever.
+	dctx, cancel := context.WithTimeout(s.ctx, s.lim.DecideTimeout)
+	d := s.layers.Decide(dctx, v, r, adm)
+	cancel()
 	r.Route = d.Route
+	if d.Err != nil {
+		s.log.Error("tofu claim", "host", r.Host, "path", r.Path, clientAttr(s.cfg.Hasher, addr.Addr()), errAttr(d.Err))
+	}
 	if d.Reason != ReasonNone {
 		meta := metaFor(d.Reason, d.Msg)
 		if d.Reason == ReasonRateLimited {

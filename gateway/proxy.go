@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -19,8 +18,8 @@ import (
 // ProxyConfig configures an upstream proxy handler (NewProxy).
 type ProxyConfig struct {
 	// Upstream is "gemini://host[:port]" (TLS, port 1965 by default) or
-	// "tcp://host:port" (plain TCP, for an upstream on a private network).
-	// It names no path, query or userinfo.
+	// "tcp://host:port" (plain TCP, for an upstream on a private network);
+	// see ParseUpstreamURL.
 	Upstream string
 	// SNI is the host name presented upstream, as TLS server name and as
 	// the host of the forwarded URL. Default: the upstream's host (no TLS
@@ -87,37 +86,16 @@ const upstreamSessionCacheSize = 256
 // relayed, the body streams through a pooled buffer and an error only ends
 // the response.
 func NewProxy(cfg ProxyConfig) (Handler, error) {
-	u, err := url.Parse(cfg.Upstream)
+	u, err := ParseUpstreamURL(cfg.Upstream)
 	if err != nil {
-		return nil, fmt.Errorf("proxy upstream: %w", err)
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	p := &proxy{
+		tls:       u.Scheme == UpstreamGemini,
+		addr:      u.Address(),
 		connectTO: timeoutOr(cfg.ConnectTimeout, DefaultConnectTimeout),
 		readTO:    timeoutOr(cfg.ReadTimeout, DefaultReadTimeout),
 		pp:        cfg.ProxyProtocol,
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "gemini":
-		p.tls = true
-	case "tcp":
-	default:
-		return nil, fmt.Errorf("proxy upstream %q: scheme must be gemini or tcp", cfg.Upstream)
-	}
-	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return nil, fmt.Errorf("proxy upstream %q: want scheme://host:port only", cfg.Upstream)
-	}
-	host := strings.ToLower(u.Hostname())
-	if host == "" {
-		return nil, fmt.Errorf("proxy upstream %q: no host", cfg.Upstream)
-	}
-	port := DefaultGeminiPort
-	switch ps := u.Port(); {
-	case ps != "":
-		if port, err = strconv.Atoi(ps); err != nil || port < 1 || port > 65535 {
-			return nil, fmt.Errorf("proxy upstream %q: bad port", cfg.Upstream)
-		}
-	case !p.tls:
-		return nil, fmt.Errorf("proxy upstream %q: tcp:// needs a port", cfg.Upstream)
 	}
 	if p.pp && p.tls {
 		return nil, fmt.Errorf("proxy upstream %q: proxy_protocol needs a tcp:// upstream", cfg.Upstream)
@@ -125,7 +103,7 @@ func NewProxy(cfg ProxyConfig) (Handler, error) {
 	if p.tls && cfg.Pins == nil {
 		return nil, errors.New("proxy: a pin store is required for gemini:// upstreams")
 	}
-	p.addr = net.JoinHostPort(host, strconv.Itoa(port))
+	host, port := u.Host, u.Port
 
 	name := host
 	if cfg.SNI != "" {

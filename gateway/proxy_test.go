@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chimalli/chimalli/tofu"
+	"github.com/chimalli/chimalli/tofu/tofutest"
 )
 
 func newTestProxy(t *testing.T, cfg ProxyConfig) Handler {
@@ -36,7 +37,7 @@ func TestProxyStreamsBodyAndRewritesHost(t *testing.T) {
 	if _, err := rand.Read(body); err != nil {
 		t.Fatal(err)
 	}
-	u := startUpstream(t, upstreamCert(t, "backend.internal"), func(c net.Conn, _ *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "backend.internal"), func(c net.Conn, _ *bufio.Reader, _ string) {
 		io.WriteString(c, "20 application/octet-stream\r\n")
 		c.Write(body)
 	})
@@ -78,7 +79,7 @@ func TestProxyStreamsBodyAndRewritesHost(t *testing.T) {
 }
 
 func TestProxyRelaysStatus(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), answer("51 Not found here\r\n"))
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), answer("51 Not found here\r\n"))
 	h := newTestProxy(t, ProxyConfig{Upstream: "gemini://127.0.0.1:" + strconv.Itoa(u.port), Pins: tofu.NewMemStore()})
 	var w recorder
 	if err := h.ServeGemini(context.Background(), &w, geminiRequest(t, "/x")); err != nil {
@@ -93,7 +94,7 @@ func TestProxyRelaysStatus(t *testing.T) {
 // sessions with its upstream (a full handshake per request would double the
 // upstream's cost), and that a resumed connection is still pin-checked.
 func TestProxyResumesUpstreamSessions(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), answer("20 text/plain\r\nok"))
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), answer("20 text/plain\r\nok"))
 	pins := tofu.NewMemStore()
 	h := newTestProxy(t, ProxyConfig{Upstream: "gemini://127.0.0.1:" + strconv.Itoa(u.port), SNI: "backend", Pins: pins})
 	for i := 0; i < 3; i++ {
@@ -112,7 +113,7 @@ func TestProxyResumesUpstreamSessions(t *testing.T) {
 	if !pins.Forget(key) {
 		t.Fatalf("no pin under %v", key)
 	}
-	other := upstreamCert(t, "other")
+	other := tofutest.LoopbackCert(t, "other")
 	if _, err := pins.Claim(context.Background(), tofu.Pin{Key: key, Identity: tofu.IdentityOf(other.Leaf), Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestProxyResumesUpstreamSessions(t *testing.T) {
 }
 
 func TestProxyStripPrefix(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), answer("20 text/gemini\r\nok"))
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), answer("20 text/gemini\r\nok"))
 	h := newTestProxy(t, ProxyConfig{
 		Upstream:    "gemini://127.0.0.1:" + strconv.Itoa(u.port),
 		StripPrefix: "/app/",
@@ -202,7 +203,7 @@ func TestProxyRewriteRedirect(t *testing.T) {
 
 func TestProxyRedirectEndToEnd(t *testing.T) {
 	var u *testUpstream
-	u = startUpstream(t, upstreamCert(t, "backend"), func(c net.Conn, _ *bufio.Reader, _ string) {
+	u = startUpstream(t, tofutest.LoopbackCert(t, "backend"), func(c net.Conn, _ *bufio.Reader, _ string) {
 		fmt.Fprintf(c, "31 gemini://backend:%d/dir/\r\n", u.port)
 	})
 	h := newTestProxy(t, ProxyConfig{
@@ -224,7 +225,7 @@ func TestProxyTitan(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan []byte, 1)
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, br *bufio.Reader, line string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, br *bufio.Reader, line string) {
 		_, params, _ := strings.Cut(line, ";size=")
 		sizeStr, _, _ := strings.Cut(params, ";")
 		n, _ := strconv.Atoi(sizeStr)
@@ -266,7 +267,7 @@ func TestProxyTitan(t *testing.T) {
 }
 
 func TestProxyTitanShortBody(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, br *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, br *bufio.Reader, _ string) {
 		io.Copy(io.Discard, br)
 	})
 	h := newTestProxy(t, ProxyConfig{Upstream: "gemini://127.0.0.1:" + strconv.Itoa(u.port), Pins: tofu.NewMemStore()})
@@ -285,7 +286,7 @@ func TestProxyTitanShortBody(t *testing.T) {
 }
 
 func TestProxyUpstreamKeyChange(t *testing.T) {
-	cert1, cert2 := upstreamCert(t, "x"), upstreamCert(t, "x")
+	cert1, cert2 := tofutest.LoopbackCert(t, "x"), tofutest.LoopbackCert(t, "x")
 	u := startUpstream(t, cert1, answer("20 text/gemini\r\nok"))
 	h := newTestProxy(t, ProxyConfig{Upstream: "gemini://127.0.0.1:" + strconv.Itoa(u.port), Pins: tofu.NewMemStore()})
 	var w recorder
@@ -335,7 +336,7 @@ func TestProxyUpstreamDown(t *testing.T) {
 }
 
 func TestProxyUpstreamTimeout(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, br *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, br *bufio.Reader, _ string) {
 		io.Copy(io.Discard, br)
 	})
 	h := newTestProxy(t, ProxyConfig{
@@ -372,7 +373,7 @@ func TestProxyMalformedUpstreamHeader(t *testing.T) {
 					})
 					up = "tcp://" + u.addr
 				} else {
-					u := startUpstream(t, upstreamCert(t, "x"), answer(raw))
+					u := startUpstream(t, tofutest.LoopbackCert(t, "x"), answer(raw))
 					up = "gemini://" + u.addr
 				}
 				h := newTestProxy(t, ProxyConfig{Upstream: up, Pins: tofu.NewMemStore()})
@@ -447,7 +448,7 @@ func TestProxyRequestLineTooLong(t *testing.T) {
 }
 
 func TestProxyCancelledDuringBody(t *testing.T) {
-	u := startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, br *bufio.Reader, _ string) {
+	u := startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, br *bufio.Reader, _ string) {
 		io.WriteString(c, "20 text/plain\r\nfirst")
 		io.Copy(io.Discard, br)
 	})
@@ -502,7 +503,7 @@ func startProxyProtoUpstream(t *testing.T) (*testUpstream, chan proxySeen) {
 func TestProxyProtocolV2(t *testing.T) {
 	u, ch := startProxyProtoUpstream(t)
 	h := newTestProxy(t, ProxyConfig{Upstream: "tcp://" + u.addr, ProxyProtocol: true})
-	clientCert := upstreamCert(t, "alice")
+	clientCert := tofutest.LoopbackCert(t, "alice")
 	id := tofu.IdentityOf(clientCert.Leaf)
 
 	tests := []struct {
@@ -585,7 +586,7 @@ func TestProxyTitanRefusedEarly(t *testing.T) {
 	// reading: once the proxy's writes stall past the idle timeout, the
 	// upstream's answer is still relayed.
 	var u *testUpstream
-	u = startUpstream(t, upstreamCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
+	u = startUpstream(t, tofutest.LoopbackCert(t, "x"), func(c net.Conn, _ *bufio.Reader, _ string) {
 		io.WriteString(c, "59 upload refused\r\n")
 		<-u.done // never reads again
 	})

@@ -19,6 +19,7 @@ import (
 type Limits struct {
 	HandshakeTimeout time.Duration // TLS handshake, from accept
 	RequestTimeout   time.Duration // reading the request line (slowloris), and each read of a Titan body
+	DecideTimeout    time.Duration // the request-time layers, a TOFU claim's commit included
 	WriteTimeout     time.Duration // each write to a client that stops reading
 	MaxRequestBytes  int           // request line without CRLF; at most MaxRequestLine
 	MaxConns         int           // connections held at once, all clients
@@ -31,6 +32,7 @@ func DefaultLimits() Limits {
 	return Limits{
 		HandshakeTimeout: 5 * time.Second,
 		RequestTimeout:   5 * time.Second,
+		DecideTimeout:    5 * time.Second,
 		WriteTimeout:     30 * time.Second,
 		MaxRequestBytes:  MaxRequestLine,
 		MaxConns:         10000,
@@ -42,7 +44,8 @@ func DefaultLimits() Limits {
 // Config is everything a Server needs. cmd/node builds it from the
 // operator's configuration.
 type Config struct {
-	// Listen is the TCP address to listen on, e.g. "127.0.0.1:1965".
+	// Listen is the TCP address Open listens on, e.g. "127.0.0.1:1965";
+	// see Listen for the address families it covers.
 	Listen string
 	// Hosts are the virtual hosts; the first is the default. At least one.
 	Hosts  []Host
@@ -65,6 +68,9 @@ type Config struct {
 	// changes. Zero means 5 s; negative disables polling (ReloadCertificates
 	// still works, e.g. on SIGHUP).
 	CertReloadInterval time.Duration
+	// Sessions governs TLS session resumption; the zero value resumes
+	// sessions with the default lifetimes and local ticket keys.
+	Sessions SessionPolicy
 }
 
 // Server is one Gemini listener with its virtual hosts and layers.
@@ -76,8 +82,12 @@ type Server struct {
 	hosts  []*vhost
 	byName map[string]*vhost
 	tlsCfg *tls.Config
-	log    *slog.Logger
-	now    func() time.Time
+	// sessions is cfg.Sessions with its defaults; tickets seals and opens
+	// session tickets with its keys (nil when sessions are disabled).
+	sessions SessionPolicy
+	tickets  *ticketer
+	log      *slog.Logger
+	now      func() time.Time
 
 	ln     net.Listener
 	port   int
@@ -125,6 +135,13 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.hosts = append(s.hosts, v)
 	}
+	if !cfg.Sessions.Disabled {
+		sp, err := cfg.Sessions.withDefaults()
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		s.sessions, s.tickets = sp, &ticketer{keys: sp.Keys}
+	}
 	s.tlsCfg = s.newTLSConfig()
 	s.conns.init(lim.MaxConns, lim.MaxConnsPerIP)
 	return s, nil
@@ -132,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 
 func (l Limits) validate() error {
 	var errs []error
-	if l.HandshakeTimeout <= 0 || l.RequestTimeout <= 0 || l.WriteTimeout <= 0 {
+	if l.HandshakeTimeout <= 0 || l.RequestTimeout <= 0 || l.DecideTimeout <= 0 || l.WriteTimeout <= 0 {
 		errs = append(errs, errors.New("limits: timeouts must be > 0"))
 	}
 	if l.MaxRequestBytes < 1 || l.MaxRequestBytes > MaxRequestLine {
@@ -148,8 +165,9 @@ func (l Limits) validate() error {
 }
 
 func (s *Server) newTLSConfig() *tls.Config {
-	return &tls.Config{
+	c := &tls.Config{
 		MinVersion: tls.VersionTLS12,
+		Time:       s.now,
 		// Any client certificate is accepted at the handshake, self-signed
 		// included; validity and trust are checked per route by the layers.
 		ClientAuth:       tls.RequestClientCert,
@@ -166,6 +184,15 @@ func (s *Server) newTLSConfig() *tls.Config {
 			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
 		},
 	}
+	// Session tickets follow SessionPolicy, applied per handshake by
+	// configForClient; crypto/tls's own tickets (7 days, keys rotated
+	// daily, client certificates carried over) are never issued.
+	if s.tickets == nil {
+		c.SessionTicketsDisabled = true
+	} else {
+		c.GetConfigForClient = s.configForClient
+	}
+	return c
 }
 
 func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -188,12 +215,12 @@ func (s *Server) hostFor(sni string) *vhost {
 	return s.hosts[0]
 }
 
-// Open listens on cfg.Listen and starts serving in the background.
+// Open listens on cfg.Listen (see Listen) and starts serving in the
+// background.
 func (s *Server) Open(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	ln, err := Listen(ctx, s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+		return err
 	}
 	return s.Serve(ln)
 }

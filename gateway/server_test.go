@@ -20,22 +20,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimalli/chimalli/ops/testlog"
 	"github.com/chimalli/chimalli/ratelimit"
 	"github.com/chimalli/chimalli/tofu"
+	"github.com/chimalli/chimalli/tofu/tofutest"
 )
 
-// testPKI makes key pairs for tests with tofu.GenerateCert.
+// genPair makes a key pair for cn, valid days from now, with tofutest.
 func genPair(t testing.TB, cn string, now time.Time, days int) (tls.Certificate, []byte, []byte) {
 	t.Helper()
-	certPEM, keyPEM, err := tofu.GenerateCert(tofu.CertRequest{CommonName: cn, DNSNames: []string{cn}, Days: days, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair, certPEM, keyPEM
+	return tofutest.KeyPair(t, tofu.CertRequest{CommonName: cn, DNSNames: []string{cn}, Days: days, Now: now})
 }
 
 func writePair(t testing.TB, dir, name string, certPEM, keyPEM []byte) (string, string) {
@@ -122,6 +116,7 @@ func startServer(t testing.TB, opts ...serverOpt) *testServer {
 		Limits:             DefaultLimits(),
 		Layers:             Layers{Pins: pins},
 		CertReloadInterval: -1,
+		Logger:             testlog.New(t),
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -5,6 +5,7 @@ import "sync/atomic"
 type counters struct {
 	accepted   atomic.Uint64
 	handshakes atomic.Uint64 // completed
+	resumed    atomic.Uint64 // completed by resuming a session
 	hsFailed   atomic.Uint64
 	timeouts   atomic.Uint64 // request line not received in time
 	refused    [reasonCount]atomic.Uint64
@@ -16,6 +17,7 @@ type counters struct {
 type Stats struct {
 	Accepted        uint64            // TCP connections accepted
 	Handshakes      uint64            // TLS handshakes completed
+	Resumed         uint64            // of which resumed a TLS session
 	HandshakeFailed uint64            // TLS handshakes failed or timed out
 	RequestTimeouts uint64            // connections closed waiting for a request line
 	RefusedAtAccept map[string]uint64 // by reason, closed before any handshake
@@ -28,6 +30,7 @@ func (s *Server) Stats() Stats {
 	st := Stats{
 		Accepted:        s.stats.accepted.Load(),
 		Handshakes:      s.stats.handshakes.Load(),
+		Resumed:         s.stats.resumed.Load(),
 		HandshakeFailed: s.stats.hsFailed.Load(),
 		RequestTimeouts: s.stats.timeouts.Load(),
 		RefusedAtAccept: map[string]uint64{},

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/chimalli/chimalli/tofu"
+	"github.com/chimalli/chimalli/tofu/tofutest"
 )
 
 // A response that an upstream streams slowly reaches the client as it
 // comes, not when the gateway's buffer fills or the upstream finishes.
 func TestProxyStreamsSlowUpstream(t *testing.T) {
 	release := make(chan struct{})
-	up := startUpstream(t, upstreamCert(t, "localhost"), func(c net.Conn, _ *bufio.Reader, _ string) {
+	up := startUpstream(t, tofutest.LoopbackCert(t, "localhost"), func(c net.Conn, _ *bufio.Reader, _ string) {
 		io.WriteString(c, "20 text/plain\r\nfirst line\n")
 		select {
 		case <-release:

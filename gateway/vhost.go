@@ -36,6 +36,9 @@ type vhost struct {
 	ports  []int
 	cert   *certSource
 	routes []*compiledRoute // longest prefix first
+	// needCert: a route refuses anonymous clients, so sessions without a
+	// certificate are never resumed here (see SessionPolicy).
+	needCert bool
 }
 
 type compiledRoute struct {
@@ -91,6 +94,7 @@ func compileHost(h Host, maxUpload int64) (*vhost, error) {
 		rt.claimKey = tofu.PinKey{Kind: tofu.PinClient, Scope: name + rt.Prefix}
 		rt.tooLargeMsg = "upload too large: limit is " + strconv.FormatInt(rt.MaxUploadBytes, 10) + " bytes"
 		v.routes = append(v.routes, rt)
+		v.needCert = v.needCert || rt.needsCert()
 	}
 	slices.SortStableFunc(v.routes, func(a, b *compiledRoute) int { return len(b.Prefix) - len(a.Prefix) })
 	return v, nil

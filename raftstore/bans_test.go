@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimalli/chimalli/ops/testlog"
 	"github.com/chimalli/chimalli/ratelimit"
 )
 
@@ -28,6 +29,9 @@ func openBans(t *testing.T, cfg BansConfig) (*Bans, *clock) {
 	t.Helper()
 	clk := &clock{t: t0}
 	cfg.Now = clk.Now
+	if cfg.Logger == nil {
+		cfg.Logger = testlog.New(t)
+	}
 	if cfg.AutoBan == (AutoBanPolicy{}) {
 		cfg.AutoBan = DefaultAutoBanPolicy()
 	}

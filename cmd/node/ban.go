@@ -9,7 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/chimalli/chimalli/ops"
+	"github.com/chimalli/chimalli/ops/admin"
+	"github.com/chimalli/chimalli/ops/config"
 	"github.com/chimalli/chimalli/raftstore"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -30,7 +31,7 @@ func (a *adminFlags) bind(f *pflag.FlagSet) {
 	}
 	f.StringVar(&a.socket, "socket", "", "admin socket path (default: admin.socket, else <data dir>/admin.sock)")
 	f.StringVarP(&a.configFile, "config", "c", "", "configuration file that names the socket or data directory")
-	f.String(ops.FlagDataDir, ops.DefaultConfig().Node.DataDir, "the node's data directory, where its socket is unless configured (node.data_dir)")
+	f.String(config.FlagDataDir, config.DefaultConfig().Node.DataDir, "the node's data directory, where its socket is unless configured (node.data_dir)")
 	f.DurationVar(&a.timeout, "timeout", a.timeout, "how long to wait for the node")
 }
 
@@ -38,7 +39,7 @@ func (a *adminFlags) bind(f *pflag.FlagSet) {
 func (a *adminFlags) resolve(cmd *cobra.Command) (string, context.Context, context.CancelFunc, error) {
 	socket := a.socket
 	if socket == "" {
-		cfg, err := ops.Load(ops.LoadOptions{File: a.configFile, Flags: cmd.Flags()})
+		cfg, err := config.Load(config.LoadOptions{File: a.configFile, Flags: cmd.Flags()})
 		if err != nil {
 			return "", nil, nil, err
 		}
@@ -76,7 +77,7 @@ func newBanListCmd() *cobra.Command {
 				return err
 			}
 			defer cancel()
-			bans, err := ops.ListBans(ctx, socket)
+			bans, err := admin.ListBans(ctx, socket)
 			if err != nil {
 				return err
 			}
@@ -94,7 +95,7 @@ func newBanListCmd() *cobra.Command {
 	return cmd
 }
 
-func printBans(w io.Writer, bans []ops.BanEntry, now time.Time) {
+func printBans(w io.Writer, bans []admin.BanEntry, now time.Time) {
 	if len(bans) == 0 {
 		fmt.Fprintln(w, "no active bans")
 		return
@@ -115,7 +116,7 @@ func printBans(w io.Writer, bans []ops.BanEntry, now time.Time) {
 func newBanAddCmd() *cobra.Command {
 	var (
 		af  adminFlags
-		req ops.BanRequest
+		req admin.BanRequest
 	)
 	cmd := &cobra.Command{
 		Use:   "add PREFIX",
@@ -139,11 +140,11 @@ every client in it, perhaps you too: it needs --force.`,
 				return err
 			}
 			defer cancel()
-			b, err := ops.AddBan(ctx, socket, req)
+			b, err := admin.AddBan(ctx, socket, req)
 			if err != nil {
 				return err
 			}
-			printBans(cmd.OutOrStdout(), []ops.BanEntry{b}, time.Now())
+			printBans(cmd.OutOrStdout(), []admin.BanEntry{b}, time.Now())
 			return nil
 		},
 	}
@@ -157,7 +158,7 @@ every client in it, perhaps you too: it needs --force.`,
 // checkBanRequest applies the node's rule to req before it is sent, so that
 // a mistake is reported in the command line's terms, and without a node.
 // The node applies the same rule and remains the authority.
-func checkBanRequest(req ops.BanRequest) error {
+func checkBanRequest(req admin.BanRequest) error {
 	c, err := req.Command()
 	if err != nil {
 		return err
@@ -186,7 +187,7 @@ further auto-ban within a day is the longer, escalated one.`,
 				return err
 			}
 			defer cancel()
-			if err := ops.LiftBan(ctx, socket, args[0]); err != nil {
+			if err := admin.LiftBan(ctx, socket, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "lifted %s\n", args[0])

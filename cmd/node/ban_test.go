@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chimalli/chimalli/ops"
+	"github.com/chimalli/chimalli/ops/admin"
 )
 
 // execute runs the chimalli command line in-process with args and returns
@@ -104,7 +104,7 @@ func TestPrintBansPermanent(t *testing.T) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	until := now.Add(time.Hour)
 	var out bytes.Buffer
-	printBans(&out, []ops.BanEntry{
+	printBans(&out, []admin.BanEntry{
 		{Prefix: "192.0.2.7/32", Since: now, Permanent: true, Reason: "operator", Source: "operator", Strikes: 1},
 		{Prefix: "192.0.2.8/32", Since: now, Until: &until, Reason: "rate_limit", Source: "auto", Strikes: 2},
 	}, now)

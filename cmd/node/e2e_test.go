@@ -145,13 +145,15 @@ func spawnNode(t *testing.T, dir string, args ...string) *nodeProc {
 	}
 }
 
-// stop interrupts the node and waits for a clean exit.
+// stop interrupts the node and waits for a clean exit. The node's log
+// (its stderr) then goes to t.Log, shown when the test fails or with -v.
 func (p *nodeProc) stop(t *testing.T) {
 	t.Helper()
 	if p.done {
 		return
 	}
 	p.done = true
+	defer func() { t.Logf("node log:\n%s", p.stderr) }()
 	p.cmd.Process.Signal(os.Interrupt)
 	select {
 	case err := <-p.exited:

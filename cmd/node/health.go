@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chimalli/chimalli/ops"
+	"github.com/chimalli/chimalli/ops/admin"
 	"github.com/spf13/cobra"
 )
 
@@ -23,7 +23,7 @@ configuration (--config, CHIMALLI_* variables, defaults: ./chimalli-data/admin.s
 				return err
 			}
 			defer cancel()
-			if err := ops.CheckHealth(ctx, socket); err != nil {
+			if err := admin.CheckHealth(ctx, socket); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "ok")

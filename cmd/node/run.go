@@ -6,17 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/chimalli/chimalli/events"
 	"github.com/chimalli/chimalli/gateway"
-	"github.com/chimalli/chimalli/ops"
+	"github.com/chimalli/chimalli/ops/admin"
+	"github.com/chimalli/chimalli/ops/config"
+	"github.com/chimalli/chimalli/ops/logging"
 	"github.com/chimalli/chimalli/raftstore"
 	"github.com/chimalli/chimalli/ratelimit"
 	"github.com/chimalli/chimalli/tofu"
@@ -40,8 +45,12 @@ func newRunCmd() *cobra.Command {
 
 With no configuration it serves a built-in welcome capsule on 127.0.0.1:1965
 for the host "localhost", with a certificate generated into ./chimalli-data.
-Settings come from defaults, then the --config file (YAML or TOML), then
-CHIMALLI_* environment variables, then flags; see docs/configuration.md.
+Settings come from defaults, then the --config file (YAML or TOML; without
+the flag, the file CHIMALLI_CONFIG names), then CHIMALLI_* environment
+variables, then flags; see docs/configuration.md.
+
+An IPv4 address (--listen 0.0.0.0:1965) listens on IPv4 only, an IPv6 one
+([::]:1965) on IPv6 only, an empty host (:1965) on both.
 
 SIGHUP reloads the certificate files; SIGINT or SIGTERM stop the node after
 letting requests in flight finish (up to 10 s).`,
@@ -50,27 +59,27 @@ letting requests in flight finish (up to 10 s).`,
   CHIMALLI_LOG__LEVEL=info chimalli run --listen 0.0.0.0:1965`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := ops.Load(ops.LoadOptions{File: configFile, Flags: cmd.Flags()})
+			cfg, err := config.Load(config.LoadOptions{File: configFile, Flags: cmd.Flags()})
 			if err != nil {
 				return err
 			}
 			return runNode(cmd.Context(), cfg, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (.yaml, .yml or .toml)")
-	ops.BindFlags(cmd.Flags())
+	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration file (.yaml, .yml or .toml); default $"+config.EnvConfigFile)
+	config.BindFlags(cmd.Flags())
 	return cmd
 }
 
 // node is a running node's components, for shutdown.
 type node struct {
 	srv     *gateway.Server
-	admin   *ops.Admin
+	admin   *admin.Admin
 	closers []io.Closer
 }
 
-func runNode(ctx context.Context, cfg *ops.Config, out io.Writer) error {
-	logger, err := ops.NewLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
+func runNode(ctx context.Context, cfg *config.Config, out io.Writer) error {
+	logger, err := logging.NewLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -96,15 +105,41 @@ func runNode(ctx context.Context, cfg *ops.Config, out io.Writer) error {
 }
 
 // startNode builds every component from cfg and starts serving.
-func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io.Writer) (_ *node, err error) {
+//
+// It binds the listener, opens the document roots and reads the
+// certificate and pin files that exist before it writes anything, so that
+// a start that fails there (port in use, missing docroot, bad file)
+// leaves no data directory, key or audit file behind. Only then does it
+// open the audit file, create the data directory, the pin stores and the
+// generated certificates.
+func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out io.Writer) (_ *node, err error) {
 	n := &node{}
+	ln, err := gateway.Listen(ctx, cfg.Gateway.Listen)
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
+			if n.srv == nil {
+				ln.Close()
+			}
 			n.close(context.Background())
 		}
 	}()
-	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	docroots, err := openDocroots(cfg, n)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCertFiles(cfg); err != nil {
+		return nil, err
+	}
+	claims, err := openExistingPins(cfg.PinsFile())
+	if err != nil {
+		return nil, fmt.Errorf("pins: %w", err)
+	}
+	upstreamPins, err := openExistingPins(cfg.KnownHostsFile())
+	if err != nil {
+		return nil, fmt.Errorf("upstream known hosts: %w", err)
 	}
 	hasher, err := events.NewRandomIPHasher()
 	if err != nil {
@@ -141,23 +176,34 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 	if err != nil {
 		return nil, err
 	}
-	claims, err := tofu.OpenFileStore(cfg.PinsFile())
-	if err != nil {
-		return nil, fmt.Errorf("pins: %w", err)
-	}
-	upstreamPins, err := tofu.OpenFileStore(cfg.KnownHostsFile())
-	if err != nil {
-		return nil, fmt.Errorf("upstream known hosts: %w", err)
-	}
 	groups, err := cfg.Gateway.TLS.CurvePreferences()
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := buildHosts(cfg, upstreamPins, n)
+
+	if err := checkAuditDir(cfg); err != nil {
+		return nil, err
+	}
+
+	// Everything checked: now write.
+	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	audit, err := openAudit(cfg, hasher, n)
 	if err != nil {
 		return nil, err
 	}
-	audit, err := openAudit(cfg, hasher, n)
+	if claims == nil {
+		if claims, err = tofu.OpenFileStore(cfg.PinsFile()); err != nil {
+			return nil, fmt.Errorf("pins: %w", err)
+		}
+	}
+	if upstreamPins == nil {
+		if upstreamPins, err = tofu.OpenFileStore(cfg.KnownHostsFile()); err != nil {
+			return nil, fmt.Errorf("upstream known hosts: %w", err)
+		}
+	}
+	hosts, err := buildHosts(cfg, docroots, upstreamPins)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +214,7 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 		Limits: gateway.Limits{
 			HandshakeTimeout: lim.HandshakeTimeout,
 			RequestTimeout:   lim.RequestTimeout,
+			DecideTimeout:    lim.DecideTimeout,
 			WriteTimeout:     lim.WriteTimeout,
 			MaxRequestBytes:  lim.MaxRequestBytes,
 			MaxConns:         lim.MaxConns,
@@ -182,26 +229,95 @@ func startNode(ctx context.Context, cfg *ops.Config, logger *slog.Logger, out io
 			Pins:    claims,
 		},
 		KeyExchanges: groups,
-		Audit:        audit,
-		Hasher:       hasher,
-		Logger:       logger,
+		Sessions: gateway.SessionPolicy{
+			Disabled:     !cfg.Gateway.TLS.SessionTickets,
+			Lifetime:     cfg.Gateway.TLS.SessionLifetime,
+			CertLifetime: cfg.Gateway.TLS.CertSessionLifetime,
+		},
+		Audit:  audit,
+		Hasher: hasher,
+		Logger: logger,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := srv.Open(ctx); err != nil {
+	if err := srv.Serve(ln); err != nil {
 		return nil, err
 	}
 	n.srv = srv
 	n.closers = append(n.closers, sweeper(limiter, time.Minute))
 
-	n.admin = ops.NewAdmin(cfg.AdminSocket(), func() error { return nil }, logger)
+	n.admin = admin.NewAdmin(cfg.AdminSocket(), func() error { return nil }, logger)
 	n.admin.HandleBans(bans)
 	if err := n.admin.Open(ctx); err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	printBanner(out, srv, hosts, cfg)
+	printBanner(out, srv.Addr(), gateway.DualStack(cfg.Gateway.Listen, ln), hosts, cfg)
 	return n, nil
+}
+
+// openDocroots opens every route's document root, by path, so that a
+// missing or unreadable one fails the start before anything is written.
+// The roots are closed by n.close.
+func openDocroots(cfg *config.Config, n *node) (map[string]gateway.Handler, error) {
+	out := make(map[string]gateway.Handler)
+	for i, hc := range cfg.Gateway.Hosts {
+		for j, rc := range hc.Routes {
+			if rc.Docroot == "" || out[rc.Docroot] != nil {
+				continue
+			}
+			h, closer, err := gateway.NewDocroot(rc.Docroot)
+			if err != nil {
+				return nil, fmt.Errorf("gateway.hosts[%d].routes[%d].docroot: %w", i, j, err)
+			}
+			n.closers = append(n.closers, closer)
+			out[rc.Docroot] = h
+		}
+	}
+	return out, nil
+}
+
+// checkCertFiles loads the certificate and key files the configuration
+// names, so that a bad pair fails the start before a certificate is
+// generated for another host.
+func checkCertFiles(cfg *config.Config) error {
+	for i, hc := range cfg.Gateway.Hosts {
+		if certFile, keyFile, generate := cfg.CertFiles(hc); !generate {
+			if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+				return fmt.Errorf("gateway.hosts[%d]: certificate: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkAuditDir checks that audit.file, when set, is in a directory that
+// exists or is the data directory (created next).
+func checkAuditDir(cfg *config.Config) error {
+	if cfg.Audit.File == "" {
+		return nil
+	}
+	dir := filepath.Dir(cfg.Audit.File)
+	if filepath.Clean(dir) == filepath.Clean(cfg.Node.DataDir) {
+		return nil
+	}
+	switch fi, err := os.Stat(dir); {
+	case err != nil:
+		return fmt.Errorf("audit.file: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("audit.file: %s is not a directory", dir)
+	}
+	return nil
+}
+
+// openExistingPins opens the pin store at path if the file exists (reading
+// checks it); it returns nil when there is none yet, for the caller to
+// create once writing is allowed.
+func openExistingPins(path string) (*tofu.FileStore, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return tofu.OpenFileStore(path)
 }
 
 func (n *node) close(ctx context.Context) error {
@@ -220,7 +336,7 @@ func (n *node) close(ctx context.Context) error {
 
 // openAudit opens audit.file, when set, as the gateway's audit sink. The
 // log is closed (and flushed) after the server, by n.close.
-func openAudit(cfg *ops.Config, hasher *events.IPHasher, n *node) (gateway.AuditSink, error) {
+func openAudit(cfg *config.Config, hasher *events.IPHasher, n *node) (gateway.AuditSink, error) {
 	if cfg.Audit.File == "" {
 		return nil, nil
 	}
@@ -241,10 +357,11 @@ func openAudit(cfg *ops.Config, hasher *events.IPHasher, n *node) (gateway.Audit
 }
 
 // buildHosts turns the configured hosts (or the welcome capsule) into
-// gateway hosts, generating certificates where none is configured.
-func buildHosts(cfg *ops.Config, upstreamPins tofu.Store, n *node) ([]gateway.Host, error) {
+// gateway hosts, generating certificates where none is configured; docroots
+// are the handlers openDocroots opened.
+func buildHosts(cfg *config.Config, docroots map[string]gateway.Handler, upstreamPins tofu.Store) ([]gateway.Host, error) {
 	if cfg.UsesWelcomeCapsule() {
-		hc := ops.HostConfig{Name: ops.WelcomeHostName, Aliases: ops.WelcomeHostAliases()}
+		hc := config.HostConfig{Name: config.WelcomeHostName, Aliases: config.WelcomeHostAliases()}
 		h, err := hostCerts(cfg, hc)
 		if err != nil {
 			return nil, err
@@ -259,7 +376,7 @@ func buildHosts(cfg *ops.Config, upstreamPins tofu.Store, n *node) ([]gateway.Ho
 			return nil, err
 		}
 		for j, rc := range hc.Routes {
-			rt, err := buildRoute(cfg, rc, upstreamPins, n)
+			rt, err := buildRoute(cfg, rc, docroots, upstreamPins)
 			if err != nil {
 				return nil, fmt.Errorf("gateway.hosts[%d].routes[%d]: %w", i, j, err)
 			}
@@ -270,7 +387,7 @@ func buildHosts(cfg *ops.Config, upstreamPins tofu.Store, n *node) ([]gateway.Ho
 	return hosts, nil
 }
 
-func hostCerts(cfg *ops.Config, hc ops.HostConfig) (gateway.Host, error) {
+func hostCerts(cfg *config.Config, hc config.HostConfig) (gateway.Host, error) {
 	h := gateway.Host{Name: hc.Name, Aliases: hc.AliasHosts()}
 	for _, p := range cfg.PublicPorts(hc) {
 		h.PublicPorts = append(h.PublicPorts, int(p))
@@ -286,7 +403,7 @@ func hostCerts(cfg *ops.Config, hc ops.HostConfig) (gateway.Host, error) {
 			}
 		}
 		var err error
-		_, certFile, keyFile, _, err = tofu.LoadOrCreateKeyPair(cfg.CertDir(), ops.CertName(hc.Name), req)
+		_, certFile, keyFile, _, err = tofu.LoadOrCreateKeyPair(cfg.CertDir(), config.CertName(hc.Name), req)
 		if err != nil {
 			return h, fmt.Errorf("host %s: certificate: %w", hc.Name, err)
 		}
@@ -295,7 +412,7 @@ func hostCerts(cfg *ops.Config, hc ops.HostConfig) (gateway.Host, error) {
 	return h, nil
 }
 
-func buildRoute(cfg *ops.Config, rc ops.RouteConfig, upstreamPins tofu.Store, n *node) (gateway.Route, error) {
+func buildRoute(cfg *config.Config, rc config.RouteConfig, docroots map[string]gateway.Handler, upstreamPins tofu.Store) (gateway.Route, error) {
 	fps, err := rc.Fingerprints()
 	if err != nil {
 		return gateway.Route{}, err
@@ -304,18 +421,13 @@ func buildRoute(cfg *ops.Config, rc ops.RouteConfig, upstreamPins tofu.Store, n 
 		Prefix:              rc.Prefix,
 		RequireCert:         rc.RequireCert,
 		AllowedFingerprints: fps,
-		TOFUClaim:           rc.TOFU == ops.TOFUClaim,
+		TOFUClaim:           rc.TOFU == config.TOFUClaim,
 		Uploads:             rc.Uploads,
 		MaxUploadBytes:      int64(cfg.UploadLimit(rc)),
 	}
 	switch {
 	case rc.Docroot != "":
-		h, closer, err := gateway.NewDocroot(rc.Docroot)
-		if err != nil {
-			return rt, err
-		}
-		n.closers = append(n.closers, closer)
-		rt.Handler = h
+		rt.Handler = docroots[rc.Docroot]
 	case rc.Upstream != "":
 		pc := gateway.ProxyConfig{
 			Upstream:       rc.Upstream,
@@ -361,10 +473,11 @@ type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
 
-// printBanner tells the operator where the node listens and which
+// printBanner tells the operator exactly where the node listens (addr, the
+// bound address; dual when it also takes IPv4 clients on [::]) and which
 // certificates it presents: the fingerprints clients will pin.
-func printBanner(w io.Writer, srv *gateway.Server, hosts []gateway.Host, cfg *ops.Config) {
-	fmt.Fprintf(w, "chimalli: serving gemini on %s\n", srv.Addr())
+func printBanner(w io.Writer, addr net.Addr, dual bool, hosts []gateway.Host, cfg *config.Config) {
+	fmt.Fprintf(w, "chimalli: serving gemini on %s\n", listenDescription(addr, dual))
 	for _, h := range hosts {
 		fp := "?"
 		if pair, err := tls.LoadX509KeyPair(h.CertFile, h.KeyFile); err == nil {
@@ -372,8 +485,42 @@ func printBanner(w io.Writer, srv *gateway.Server, hosts []gateway.Host, cfg *op
 		}
 		fmt.Fprintf(w, "  host %s  certificate %s\n    %s\n", h.Name, h.CertFile, fp)
 	}
-	if cfg.UsesWelcomeCapsule() {
-		fmt.Fprintf(w, "try: chimalli get gemini://localhost/\n")
+	if u := welcomeURL(addr, cfg); u != "" {
+		fmt.Fprintf(w, "try: chimalli get %s\n", u)
 	}
 	fmt.Fprintf(w, "admin socket: %s\n", cfg.AdminSocket())
+}
+
+// listenDescription returns the bound address, saying which clients a
+// wildcard address takes.
+func listenDescription(addr net.Addr, dual bool) string {
+	ap, err := netip.ParseAddrPort(addr.String())
+	switch {
+	case err != nil || !ap.Addr().IsUnspecified():
+		return addr.String()
+	case dual:
+		return addr.String() + " (every IPv4 and IPv6 address)"
+	case ap.Addr().Is4():
+		return addr.String() + " (every IPv4 address; IPv6 clients need [::] or an empty host)"
+	}
+	return addr.String() + " (every IPv6 address; IPv4 clients need 0.0.0.0 or an empty host)"
+}
+
+// welcomeURL returns the URL of the welcome capsule on this machine
+// ("gemini://localhost:1967/", no port for 1965), or "" when the node
+// serves configured hosts, or localhost cannot reach the listener, or
+// clients must name another public port.
+func welcomeURL(addr net.Addr, cfg *config.Config) string {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil || !cfg.UsesWelcomeCapsule() || !(ap.Addr().IsLoopback() || ap.Addr().IsUnspecified()) {
+		return ""
+	}
+	port := ap.Port()
+	if pp := cfg.PublicPorts(config.HostConfig{}); len(pp) > 0 && !slices.Contains(pp, port) {
+		return ""
+	}
+	if port == gateway.DefaultGeminiPort {
+		return "gemini://" + config.WelcomeHostName + "/"
+	}
+	return fmt.Sprintf("gemini://%s:%d/", config.WelcomeHostName, port)
 }

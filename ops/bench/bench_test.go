@@ -9,16 +9,6 @@ import (
 	"time"
 )
 
-func BenchmarkParseHeader(b *testing.B) {
-	line := []byte("20 text/gemini; charset=utf-8; lang=en")
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, ok := parseHeader(line); !ok {
-			b.Fatal("rejected")
-		}
-	}
-}
-
 // BenchmarkRequest measures one full request (dial, handshake, request,
 // response, close) by one worker against the in-process test server, so the
 // figures (wall time and process CPU per request) include the server's

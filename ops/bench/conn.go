@@ -5,11 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
-	"os"
 	"time"
+
+	"github.com/chimalli/chimalli/gateway"
 )
 
 // ErrorKind classifies a failed request.
@@ -21,7 +21,7 @@ const (
 	KindTLS                          // TLS handshake failed
 	KindWrite                        // writing the request failed
 	KindReadHeader                   // connection ended or failed before a complete header line
-	KindBadHeader                    // header line malformed or longer than 1029 bytes
+	KindBadHeader                    // header line refused by gateway.ParseResponseHeader, not ended by CRLF, or longer than 1029 bytes
 	KindTimeout                      // the per-request timeout expired
 	KindReadBody                     // reading the body failed before a clean EOF
 	KindCertChanged                  // the server certificate differs from the first one seen
@@ -47,9 +47,9 @@ func (k ErrorKind) String() string {
 	return "unknown"
 }
 
-// maxHeader is the longest valid header line: two digits, a space, 1024
-// bytes of meta, CR LF.
-const maxHeader = 2 + 1 + 1024 + 2
+// maxHeader is the longest valid header line: two digits, a space,
+// gateway.MaxMeta bytes of meta, CR LF.
+const maxHeader = 2 + 1 + gateway.MaxMeta + 2
 
 // bufSize is each worker's read buffer.
 const bufSize = 32 << 10
@@ -144,8 +144,8 @@ func (c *conn) do(ctx context.Context, t *target, start time.Time, timeout time.
 	if lf == 0 || c.buf[lf-1] != '\r' {
 		return c.fail(ctx, o, KindBadHeader, nil)
 	}
-	status, ok := parseHeader(c.buf[:lf-1])
-	if !ok {
+	status, _, err := gateway.ParseResponseHeader(c.buf[:lf-1])
+	if err != nil {
 		return c.fail(ctx, o, KindBadHeader, nil)
 	}
 
@@ -189,38 +189,9 @@ func (c *conn) fail(ctx context.Context, o outcome, kind ErrorKind, err error) o
 		o.aborted = true
 		return o
 	}
-	if err != nil && isTimeout(err) {
+	if err != nil && gateway.IsTimeout(err) {
 		kind = KindTimeout
 	}
 	o.kind = kind
 	return o
-}
-
-// isTimeout reports whether err is a deadline expiry.
-func isTimeout(err error) bool {
-	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// parseHeader parses a Gemini response header line without its CR LF:
-// two digits, the first 1 to 6, then nothing or a space and at most 1024
-// bytes of meta. It returns the status code.
-func parseHeader(line []byte) (status int, ok bool) {
-	if len(line) < 2 || len(line) > maxHeader-2 {
-		return 0, false
-	}
-	d0, d1 := line[0], line[1]
-	if d0 < '1' || d0 > '6' || d1 < '0' || d1 > '9' {
-		return 0, false
-	}
-	if len(line) > 2 && line[2] != ' ' {
-		return 0, false
-	}
-	if bytes.IndexByte(line, '\r') >= 0 {
-		return 0, false
-	}
-	return int(d0-'0')*10 + int(d1-'0'), true
 }

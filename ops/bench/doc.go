@@ -4,8 +4,9 @@
 // Every request is one full Gemini exchange on its own connection: dial TCP,
 // TLS handshake (SNI = the URL host unless it is an IP literal; session
 // resumption through a shared tls.ClientSessionCache when Options.Resume is
-// set), write "URL\r\n", read the response header (at most 1029 bytes), read
-// the body to EOF, close. The generator never verifies server certificates
+// set), write "URL\r\n", read the response header (at most 1029 bytes,
+// judged by gateway.ParseResponseHeader, the rule the gateway's own proxy
+// applies), read the body to EOF, close. The generator never verifies server certificates
 // (Gemini is trust-on-first-use and this is a load tool); instead it records
 // the SHA-256 fingerprint of the first certificate each target presents and
 // counts any later, different certificate as the error kind "cert_changed".

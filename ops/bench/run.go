@@ -200,7 +200,7 @@ type worker struct {
 	next int // index of the next target, round-robin
 
 	lat, hs   *hdrhistogram.Histogram
-	status    [70]int64 // by exact code; parseHeader returns 10..69
+	status    [70]int64 // by exact code; gateway.ParseResponseHeader returns 10..69
 	errs      [numKinds]int64
 	responses int64
 	bytes     int64

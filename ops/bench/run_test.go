@@ -14,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chimalli/chimalli/tofu"
+	"github.com/chimalli/chimalli/tofu/tofutest"
 )
 
 // testOptions returns options for a quiet test run against urls.
@@ -172,7 +175,7 @@ func TestStatusBreakdown(t *testing.T) {
 }
 
 func TestErrorKinds(t *testing.T) {
-	certA, certB := genCert(t, "a"), genCert(t, "b")
+	certA, certB := tofutest.LoopbackCert(t, "a"), tofutest.LoopbackCert(t, "b")
 	var seen atomic.Int64
 	changing := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -195,6 +198,17 @@ func TestErrorKinds(t *testing.T) {
 		}, 0, KindReadHeader, 0},
 		{"bad header", func(t *testing.T) string {
 			return startServer(t, serverConfig(t), reply("hello world\r\n")).url("/")
+		}, 0, KindBadHeader, 0},
+		// The gateway's own header rule: what a proxy would refuse is no
+		// response here either.
+		{"control byte in meta", func(t *testing.T) string {
+			return startServer(t, serverConfig(t), reply("20 text/\x00gemini\r\n")).url("/")
+		}, 0, KindBadHeader, 0},
+		{"two spaces after status", func(t *testing.T) string {
+			return startServer(t, serverConfig(t), reply("20  text/gemini\r\n")).url("/")
+		}, 0, KindBadHeader, 0},
+		{"meta not UTF-8", func(t *testing.T) string {
+			return startServer(t, serverConfig(t), reply("20 text/\xffgemini\r\n")).url("/")
 		}, 0, KindBadHeader, 0},
 		{"bare LF header", func(t *testing.T) string {
 			return startServer(t, serverConfig(t), reply("20 text/gemini\nbody")).url("/")
@@ -309,7 +323,7 @@ func TestClientCertificate(t *testing.T) {
 	o := testOptions(s.url("/"))
 	o.Requests = 3
 	o.Concurrency = 1
-	o.CertFile, o.KeyFile = writeCertFiles(t)
+	o.CertFile, o.KeyFile = tofutest.WriteKeyPair(t, "client", tofu.CertRequest{CommonName: "bench-client"})
 	rep := runBench(t, o)
 	if got := s.clientCert.Load(); got != 3 {
 		t.Errorf("server saw %d client certificates, want 3", got)

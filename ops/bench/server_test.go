@@ -2,23 +2,16 @@ package bench
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chimalli/chimalli/tofu/tofutest"
 )
 
 // handler answers one request on a test server; n counts requests from 0.
@@ -107,67 +100,7 @@ func (s *testServer) serveGemini(raw net.Conn, cfg *tls.Config, h handler) {
 // serverConfig is a TLS configuration with one certificate.
 func serverConfig(t testing.TB) *tls.Config {
 	t.Helper()
-	return &tls.Config{Certificates: []tls.Certificate{genCert(t, "bench-test")}, MinVersion: tls.VersionTLS12}
-}
-
-// genCert makes a self-signed ECDSA P-256 certificate for 127.0.0.1, ::1
-// and localhost.
-func genCert(t testing.TB, cn string) tls.Certificate {
-	t.Helper()
-	certPEM, keyPEM := genCertPEM(t, cn)
-	c, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func genCertPEM(t testing.TB, cn string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
-// writeCertFiles writes a client certificate and key into a temporary
-// directory and returns their paths.
-func writeCertFiles(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	c, k := genCertPEM(t, "bench-client")
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
-	if err := os.WriteFile(certFile, c, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, k, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
+	return &tls.Config{Certificates: []tls.Certificate{tofutest.LoopbackCert(t, "bench-test")}, MinVersion: tls.VersionTLS12}
 }
 
 // deadAddr returns a loopback address nothing listens on.
