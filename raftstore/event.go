@@ -87,6 +87,9 @@ type TrustData struct {
 type TicketKeyData struct {
 	ID  uint32
 	Key [32]byte
+	// Created is the time of the event that added the key, set by the
+	// fold (it is not part of the event's data).
+	Created time.Time
 }
 
 // UnknownVersionError is returned when an entry carries a schema version

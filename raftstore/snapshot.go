@@ -50,6 +50,12 @@ type snapPin struct {
 	Created  time.Time        `json:"created"`
 }
 
+type snapTicketKey struct {
+	ID      uint32    `json:"id"`
+	Key     []byte    `json:"key"`
+	Created time.Time `json:"created"`
+}
+
 type snapApplied struct {
 	Key   string    `json:"key"`
 	Index uint64    `json:"index"`
@@ -88,7 +94,7 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		}
 	}
 	for _, k := range s.tickets {
-		if err := enc.Encode(wireTicketKey{ID: k.ID, Key: k.Key[:]}); err != nil {
+		if err := enc.Encode(snapTicketKey{ID: k.ID, Key: k.Key[:], Created: k.Created.UTC()}); err != nil {
 			return fmt.Errorf("write snapshot: %w", err)
 		}
 	}
@@ -175,14 +181,14 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 		s.pins[p.Key] = p
 	}
 	for i := range hdr.Keys {
-		var w wireTicketKey
+		var w snapTicketKey
 		if err := dec.Decode(&w); err != nil {
 			return nil, fmt.Errorf("%w: ticket key %d: %w", ErrBadSnapshot, i, err)
 		}
 		if len(w.Key) != 32 || w.ID == 0 {
 			return nil, fmt.Errorf("%w: ticket key %d: invalid", ErrBadSnapshot, i)
 		}
-		k := TicketKeyData{ID: w.ID}
+		k := TicketKeyData{ID: w.ID, Created: w.Created.UTC()}
 		copy(k.Key[:], w.Key)
 		s.tickets = append(s.tickets, k)
 	}

@@ -136,7 +136,7 @@ func (s *State) apply(t time.Time, e Event) (changed bool, pin tofu.Pin, err err
 	case TypeTrustPinned, TypeTrustChanged, TypeTrustRevoked:
 		return s.applyTrust(t, e)
 	case TypeTicketKeyAdded:
-		return s.applyTicketKey(e)
+		return s.applyTicketKey(t, e)
 	}
 	return false, pin, fmt.Errorf("%w: unknown type %q", ErrInvalidEvent, e.Type)
 }
@@ -223,7 +223,7 @@ func (s *State) applyTrust(t time.Time, e Event) (bool, tofu.Pin, error) {
 	return true, p, nil
 }
 
-func (s *State) applyTicketKey(e Event) (bool, tofu.Pin, error) {
+func (s *State) applyTicketKey(t time.Time, e Event) (bool, tofu.Pin, error) {
 	if e.TicketKey == nil || e.TicketKey.ID == 0 {
 		return false, tofu.Pin{}, fmt.Errorf("%w: ticket key without id", ErrInvalidEvent)
 	}
@@ -232,7 +232,9 @@ func (s *State) applyTicketKey(e Event) (bool, tofu.Pin, error) {
 			return false, tofu.Pin{}, nil
 		}
 	}
-	s.tickets = append(s.tickets, *e.TicketKey)
+	k := *e.TicketKey
+	k.Created = t
+	s.tickets = append(s.tickets, k)
 	if n := len(s.tickets); n > MaxTicketKeys {
 		s.tickets = slices.Clone(s.tickets[n-MaxTicketKeys:])
 	}
