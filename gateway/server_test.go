@@ -789,3 +789,25 @@ func TestKeyExchanges(t *testing.T) {
 		})
 	}
 }
+
+func TestCloseTwiceAndReopen(t *testing.T) {
+	ts := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.Close(ctx); err != nil {
+		t.Fatalf("first close: %v", err)
+	}
+	if err := ts.Close(ctx); err != nil {
+		t.Fatalf("second close = %v, want nil", err)
+	}
+	if err := ts.Open(ctx); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("open after close = %v, want ErrServerClosed", err)
+	}
+	fresh, err := New(Config{Hosts: []Host{{Name: "localhost", CertFile: filepath.Join(ts.dir, "localhost.crt"), KeyFile: filepath.Join(ts.dir, "localhost.key"), Routes: []Route{{Prefix: "/", Handler: WelcomeHandler()}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Close(ctx); err != nil {
+		t.Fatalf("close of a server never opened = %v, want nil", err)
+	}
+}
