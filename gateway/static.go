@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path"
 	"strings"
@@ -147,9 +146,10 @@ func dirRedirect(r *Request) string {
 }
 
 // docName turns a canonical request path into an fs.FS name, decoding each
-// segment once. dir reports a trailing slash. ok is false for a path that
-// must not be served: a segment beginning with "." or one that decodes to
-// something containing "/", "\" or NUL.
+// segment once with decodeSegment, the canonicaliser's own decoder. dir
+// reports a trailing slash. ok is false for a path that must not be
+// served: a segment beginning with "." or one that decodeSegment refuses
+// (a decoded "/", "\\", NUL or other control byte, invalid UTF-8).
 func docName(p string) (name string, dir, ok bool) {
 	if p == "" || p[0] != '/' {
 		return "", false, false
@@ -167,22 +167,21 @@ func docName(p string) (name string, dir, ok bool) {
 		}
 		return rest, dir, fs.ValidPath(rest)
 	}
-	var b strings.Builder
-	b.Grow(len(rest))
+	b := make([]byte, 0, len(rest))
 	for seg := range strings.SplitSeq(rest, "/") {
 		if seg == "" {
 			continue
 		}
-		d, err := url.PathUnescape(seg)
-		if err != nil || d == "" || d[0] == '.' || strings.ContainsAny(d, "/\\\x00") {
+		if len(b) > 0 {
+			b = append(b, '/')
+		}
+		start := len(b)
+		var err error
+		if b, err = decodeSegment(b, seg); err != nil || len(b) == start || b[start] == '.' {
 			return "", false, false
 		}
-		if b.Len() > 0 {
-			b.WriteByte('/')
-		}
-		b.WriteString(d)
 	}
-	name = b.String()
+	name = string(b)
 	return name, dir, name != "" && fs.ValidPath(name)
 }
 

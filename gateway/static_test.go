@@ -359,6 +359,10 @@ func TestDocName(t *testing.T) {
 		{"/a%2Fb", "", false, false},
 		{"/a%5Cb", "", false, false},
 		{"/a%00b", "", false, false},
+		{"/a%01b", "", false, false}, // a control byte, refused as by CanonicalPath
+		{"/a%7Fb", "", false, false},
+		{"/%FF.gmi", "", false, false}, // invalid UTF-8
+		{"/%C0%AE", "", false, false},  // overlong '.'
 		{"/a%zz", "", false, false},
 		{"relative", "", false, false},
 		{"", "", false, false},
