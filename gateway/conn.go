@@ -91,7 +91,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 
 	v := s.hostFor(r.SNI)
 	d := s.layers.Decide(s.ctx, v, r, adm)
-	r.Route = d.Route
+	r.Route, r.host, r.layers = d.Route, v, s.layers
 	if d.Reason != ReasonNone {
 		meta := metaFor(d.Reason, d.Msg)
 		if d.Reason == ReasonRateLimited {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/x509"
 	"io"
 	"net/netip"
@@ -60,6 +61,32 @@ type Request struct {
 
 	// Routing fields, from the layer chain.
 	Route *Route // the route that matched
+
+	// host and layers let a handler hold another path of the same host to
+	// its own route's rules (see checkAlias); set by the server, nil when
+	// a handler is called outside one.
+	host   *vhost
+	layers *Layers
+}
+
+// checkAlias reports, as an *Error, whether the rules of the route that
+// path (a canonical path of r's host) falls under refuse r. A handler that
+// finds r.Path to name the same file as path calls it before serving that
+// file, so that a path's rules hold for the file actually served (see
+// Layers.decideAlias). Outside a server there are no routes, and it
+// returns nil.
+func (r *Request) checkAlias(ctx context.Context, path string) error {
+	if r.host == nil || r.layers == nil {
+		return nil
+	}
+	switch reason := r.layers.decideAlias(ctx, r.host, r, path); reason {
+	case ReasonNone:
+		return nil
+	case ReasonNotFound:
+		return errNotFound(nil)
+	default:
+		return &Error{Reason: reason}
+	}
 }
 
 // URL returns the request URL in canonical form (scheme, host, port if any,

@@ -394,3 +394,25 @@ func BenchmarkStaticSmallFile(b *testing.B) {
 		b.Fatalf("served %d bytes", w.n)
 	}
 }
+
+// BenchmarkStaticDeepFile serves a file three directories down: the
+// docroot walks the path one component at a time (see resolve).
+func BenchmarkStaticDeepFile(b *testing.B) {
+	dir := b.TempDir()
+	writeFile(b, filepath.Join(dir, "a", "b", "c", "page.gmi"), bytes.Repeat([]byte("a"), 1024))
+	h := openDocroot(b, dir)
+	r := geminiRequest(b, "/a/b/c/page.gmi")
+	w := &recorder{discard: true}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w.reset()
+		if err := h.ServeGemini(ctx, w, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if w.n != 1024 {
+		b.Fatalf("served %d bytes", w.n)
+	}
+}
