@@ -143,11 +143,11 @@ func isCanonicalASCII(raw string) bool {
 		c := raw[i]
 		switch {
 		case c == '%':
-			if i+2 >= len(raw) || raw[i+1] >= '8' {
-				return false // malformed, or non-ASCII: slow path
+			d, ok := escapeAt(raw, i)
+			if !ok || d >= utf8.RuneSelf || !isUpperHex(raw[i+1]) || !isUpperHex(raw[i+2]) {
+				return false // malformed, non-ASCII or lower-case: slow path
 			}
-			d := pctUpperHexVal(raw[i+1], raw[i+2])
-			if d < 0 || d == '%' || isPathLiteral(byte(d)) || d == '/' || d == '\\' || isCtlByte(byte(d)) {
+			if d == '%' || isPathLiteral(d) || d == '/' || d == '\\' || isCtlByte(d) {
 				return false
 			}
 			if inStem && d != ' ' {
@@ -167,16 +167,6 @@ func isCanonicalASCII(raw string) bool {
 	return true
 }
 
-// pctUpperHexVal decodes two upper-case hex digits, or returns -1.
-func pctUpperHexVal(hi, lo byte) int {
-	if !isUpperHex(hi) || !isUpperHex(lo) {
-		return -1
-	}
-	return int(pctHexVal(hi)<<4 | pctHexVal(lo))
-}
-
-func isUpperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
-
 // decodeSegment appends the percent-decoded bytes of the raw segment part to
 // dst. It refuses malformed escapes, raw backslashes, spaces and controls,
 // decoded '/', '\\' and controls, and invalid UTF-8.
@@ -186,10 +176,11 @@ func decodeSegment(dst []byte, part string) ([]byte, error) {
 		c := part[i]
 		switch {
 		case c == '%':
-			if i+2 >= len(part) || !isPctHex(part[i+1]) || !isPctHex(part[i+2]) {
+			d, ok := escapeAt(part, i)
+			if !ok {
 				return dst, newError(ReasonBadRequest, msgPathBadEscape)
 			}
-			c = pctHexVal(part[i+1])<<4 | pctHexVal(part[i+2])
+			c = d
 			i += 2
 			if c == '/' || c == '\\' || isCtlByte(c) {
 				return dst, newError(ReasonBadRequest, msgPathBadChar)
@@ -238,7 +229,7 @@ func checkSegment(seg []byte) string {
 func checkDecoded[T string | []byte](seg T) string {
 	stemEnd := len(seg)
 	for i := 0; i < len(seg); i++ {
-		if seg[i] == '%' && i+2 < len(seg) && isPctHex(seg[i+1]) && isPctHex(seg[i+2]) {
+		if _, ok := escapeAt(seg, i); ok {
 			return msgPathDoubleEscape
 		}
 		if seg[i] == ';' && stemEnd == len(seg) {
@@ -282,20 +273,6 @@ func isPathLiteral(c byte) bool {
 }
 
 func isCtlByte(c byte) bool { return c < 0x20 || c == 0x7f }
-
-func isPctHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func pctHexVal(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c >= 'a':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
-}
 
 func bytesASCII(b []byte) bool {
 	for _, c := range b {

@@ -122,26 +122,50 @@ func (l *Layers) Decide(ctx context.Context, v *vhost, r *Request, adm Admission
 			return d
 		}
 	}
+	d.Reason, d.Err = l.certRules(ctx, rt, r)
+	return d
+}
+
+// certRules applies the certificate rules of rt (required, validity,
+// allowed fingerprints, TOFU claim) to r. The error is the pin store's,
+// with ReasonUnavailable.
+func (l *Layers) certRules(ctx context.Context, rt *compiledRoute, r *Request) (Reason, error) {
 	if !rt.needsCert() {
-		return d
+		return ReasonNone, nil
 	}
 	if r.ClientCert == nil {
-		d.Reason = ReasonCertRequired
-		return d
+		return ReasonCertRequired, nil
 	}
 	now := l.now()
 	if now.Before(r.ClientCert.NotBefore) || now.After(r.ClientCert.NotAfter) {
-		d.Reason = ReasonCertInvalid
-		return d
+		return ReasonCertInvalid, nil
 	}
 	if len(rt.AllowedFingerprints) > 0 && !matchesAny(r.ClientID, rt.AllowedFingerprints) {
-		d.Reason = ReasonCertNotAuthorized
-		return d
+		return ReasonCertNotAuthorized, nil
 	}
 	if rt.TOFUClaim {
-		d.Reason, d.Err = l.claim(ctx, rt, r, now)
+		return l.claim(ctx, rt, r, now)
 	}
-	return d
+	return ReasonNone, nil
+}
+
+// decideAlias runs on a request that Decide admitted on host v when its
+// handler finds that r.Path names the same file as path, another canonical
+// path of v (a symbolic link in a document root): the rules of path's
+// route must hold too. It returns ReasonNone when path falls under r's own
+// route or under one whose certificate rules admit r, that route's refusal
+// otherwise (the same 60, 61 or 62 a request for path would get), and
+// ReasonNotFound when no route of v covers path. The error is the pin
+// store's, with ReasonUnavailable.
+func (l *Layers) decideAlias(ctx context.Context, v *vhost, r *Request, path string) (Reason, error) {
+	rt := v.route(path)
+	switch {
+	case rt == nil:
+		return ReasonNotFound, nil
+	case &rt.Route == r.Route:
+		return ReasonNone, nil
+	}
+	return l.certRules(ctx, rt, r)
 }
 
 var errNoPinStore = errors.New("tofu claim: no pin store configured")

@@ -99,7 +99,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	dctx, cancel := context.WithTimeout(s.ctx, s.lim.DecideTimeout)
 	d := s.layers.Decide(dctx, v, r, adm)
 	cancel()
-	r.Route = d.Route
+	r.Route, r.host, r.layers, r.decideTimeout = d.Route, v, s.layers, s.lim.DecideTimeout
 	if d.Err != nil {
 		s.log.Error("tofu claim", "host", r.Host, "path", r.Path, clientAttr(s.cfg.Hasher, addr.Addr()), errAttr(d.Err))
 	}

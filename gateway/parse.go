@@ -184,20 +184,6 @@ func parsePort(p string) int {
 	return n
 }
 
-// validPctEncoding reports whether every '%' in s starts a %XX escape.
-func validPctEncoding(s string) bool {
-	for i := strings.IndexByte(s, '%'); i >= 0 && i < len(s); i++ {
-		if s[i] != '%' {
-			continue
-		}
-		if i+2 >= len(s) || !isPctHex(s[i+1]) || !isPctHex(s[i+2]) {
-			return false
-		}
-		i += 2
-	}
-	return true
-}
-
 // equalFoldBytes reports whether b equals the lower-case ASCII string s,
 // ignoring ASCII case.
 func equalFoldBytes(b []byte, s string) bool {

@@ -127,18 +127,17 @@ func asciiStem(s string) string {
 		i = n
 	}
 	for len(s) > 0 {
-		switch {
-		case s[len(s)-1] == '.':
+		if s[len(s)-1] == '.' {
 			s = s[:len(s)-1]
-		case len(s) >= 3 && s[len(s)-3] == '%' && isPctHex(s[len(s)-2]) && isPctHex(s[len(s)-1]):
-			c := pctHexVal(s[len(s)-2])<<4 | pctHexVal(s[len(s)-1])
-			if c != '.' && c != ' ' {
-				return s
-			}
-			s = s[:len(s)-3]
-		default:
+			continue
+		}
+		if len(s) < 3 {
 			return s
 		}
+		if c, ok := escapeAt(s, len(s)-3); !ok || c != '.' && c != ' ' {
+			return s
+		}
+		s = s[:len(s)-3]
 	}
 	return s
 }
@@ -159,9 +158,13 @@ func foldSegment(s string) string {
 // percent-encoded.
 func hasNonASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf || c == '%' && i+2 < len(s) && s[i+1] >= '8' && isPctHex(s[i+1]) && isPctHex(s[i+2]) {
+		switch c := s[i]; {
+		case c >= utf8.RuneSelf:
 			return true
+		case c == '%':
+			if d, ok := escapeAt(s, i); ok && d >= utf8.RuneSelf {
+				return true
+			}
 		}
 	}
 	return false
@@ -170,8 +173,8 @@ func hasNonASCII(s string) bool {
 // decodedByteAt returns the byte at s[i], decoding a valid %XX escape, and
 // the index after it. Malformed escapes are taken literally.
 func decodedByteAt(s string, i int) (byte, int) {
-	if s[i] == '%' && i+2 < len(s) && isPctHex(s[i+1]) && isPctHex(s[i+2]) {
-		return pctHexVal(s[i+1])<<4 | pctHexVal(s[i+2]), i + 3
+	if c, ok := escapeAt(s, i); ok {
+		return c, i + 3
 	}
 	return s[i], i + 1
 }

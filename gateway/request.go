@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"context"
 	"crypto/x509"
 	"io"
 	"net/netip"
+	"time"
 
 	"github.com/chimalli/chimalli/tofu"
 )
@@ -60,6 +62,38 @@ type Request struct {
 
 	// Routing fields, from the layer chain.
 	Route *Route // the route that matched
+
+	// host and layers let a handler hold another path of the same host to
+	// its own route's rules (see checkAlias); set by the server, nil when
+	// a handler is called outside one.
+	host          *vhost
+	layers        *Layers
+	decideTimeout time.Duration // bounds checkAlias's layers as Decide's; 0: none
+}
+
+// checkAlias reports, as an *Error, whether the rules of the route that
+// path (a canonical path of r's host) falls under refuse r. A handler that
+// finds r.Path to name the same file as path calls it before serving that
+// file, so that a path's rules hold for the file actually served (see
+// Layers.decideAlias). Outside a server there are no routes, and it
+// returns nil.
+func (r *Request) checkAlias(ctx context.Context, path string) error {
+	if r.host == nil || r.layers == nil {
+		return nil
+	}
+	if r.decideTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.decideTimeout)
+		defer cancel()
+	}
+	switch reason, err := r.layers.decideAlias(ctx, r.host, r, path); reason {
+	case ReasonNone:
+		return nil
+	case ReasonNotFound:
+		return errNotFound(nil)
+	default:
+		return &Error{Reason: reason, Err: err}
+	}
 }
 
 // URL returns the request URL in canonical form (scheme, host, port if any,

@@ -99,7 +99,8 @@ type Server struct {
 	stats counters
 }
 
-// ErrServerClosed is returned by Open after Close, and by Close when called twice.
+// ErrServerClosed is returned by Open and Serve on a server that has
+// already been started (and perhaps closed): a Server serves once.
 var ErrServerClosed = errors.New("server closed")
 
 // New validates cfg and returns an unstarted Server.
@@ -264,7 +265,9 @@ func (s *Server) Addr() net.Addr {
 
 // Close stops accepting, drops connections that have not sent a request
 // yet, lets requests in flight finish until ctx is done, then closes the
-// rest. It returns ctx.Err() if it had to force.
+// rest. It returns ctx.Err() if it had to force. Close is idempotent: on a
+// server never opened, or already closed, it returns nil, so a deferred
+// Close after an explicit one is harmless.
 func (s *Server) Close(ctx context.Context) error {
 	if s.ctx == nil {
 		return nil

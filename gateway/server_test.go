@@ -784,3 +784,68 @@ func TestKeyExchanges(t *testing.T) {
 		})
 	}
 }
+
+func TestCloseTwiceAndReopen(t *testing.T) {
+	ts := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.Close(ctx); err != nil {
+		t.Fatalf("first close: %v", err)
+	}
+	if err := ts.Close(ctx); err != nil {
+		t.Fatalf("second close = %v, want nil", err)
+	}
+	if err := ts.Open(ctx); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("open after close = %v, want ErrServerClosed", err)
+	}
+	fresh, err := New(Config{Hosts: []Host{{Name: "localhost", CertFile: filepath.Join(ts.dir, "localhost.crt"), KeyFile: filepath.Join(ts.dir, "localhost.key"), Routes: []Route{{Prefix: "/", Handler: WelcomeHandler()}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Close(ctx); err != nil {
+		t.Fatalf("close of a server never opened = %v, want nil", err)
+	}
+}
+
+// TestDocrootLinkEndToEnd: with /admin/ protected and "ln -s admin
+// www/link", /link/secret.gmi is served only to a client /admin/ admits.
+func TestDocrootLinkEndToEnd(t *testing.T) {
+	www := t.TempDir()
+	writeFile(t, filepath.Join(www, "admin", "secret.gmi"), []byte("secret\n"))
+	writeFile(t, filepath.Join(www, "index.gmi"), []byte("# home\n"))
+	symlink(t, "admin", filepath.Join(www, "link"))
+	files := openDocroot(t, www)
+	ts := startServer(t, func(c *Config) {
+		admin := c.Hosts[0].Routes[0] // /admin/, allowing ts.admin
+		c.Hosts[0].Routes = []Route{
+			{Prefix: "/admin/", AllowedFingerprints: admin.AllowedFingerprints, Handler: files},
+			{Prefix: "/", Handler: files},
+		}
+	})
+	other, _, _ := genPair(t, "other", time.Now(), 30)
+	tests := []struct {
+		name   string
+		c      client
+		path   string
+		status int
+		body   string
+	}{
+		{"anonymous, direct", client{sni: "localhost"}, "/admin/secret.gmi", 60, ""},
+		{"anonymous, through the link", client{sni: "localhost"}, "/link/secret.gmi", 60, ""},
+		{"anonymous, link to a missing file", client{sni: "localhost"}, "/link/nothing.gmi", 60, ""},
+		{"other certificate, through the link", client{sni: "localhost", cert: &other}, "/link/secret.gmi", 61, ""},
+		{"admin, through the link", client{sni: "localhost", cert: &ts.admin}, "/link/secret.gmi", 20, "secret\n"},
+		{"anonymous, open file", client{sni: "localhost"}, "/index.gmi", 20, "# home\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := tc.c.do(ts.addr, "gemini://localhost"+tc.path+"\r\n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.status != tc.status || tc.status == 20 && resp.body != tc.body {
+				t.Fatalf("%s: %d %q %q, want %d %q", tc.path, resp.status, resp.meta, resp.body, tc.status, tc.body)
+			}
+		})
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path"
 	"strings"
@@ -26,9 +25,10 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); re
 
 var _ Handler = (*static)(nil)
 
-// static serves a file tree. See NewStatic.
+// static serves a file tree. See NewStatic and NewDocroot.
 type static struct {
 	fsys fs.FS
+	root *os.Root // set by NewDocroot: files are opened by resolve
 }
 
 // NewStatic returns a handler serving the files of fsys at their request
@@ -50,12 +50,25 @@ func NewStatic(fsys fs.FS) Handler {
 // through an os.Root: no path, symbolic links included, can resolve outside
 // dir. Files are opened non-blocking, so a named pipe cannot stall a
 // request. Close the returned io.Closer when the handler is no longer used.
+//
+// A path's rules hold for the file actually served. The handler follows
+// symbolic links itself, one path segment at a time (see resolve), and
+// when a link leads elsewhere in the tree it maps the path it leads to back
+// to a request path of the same host (the docroot serves request path /p
+// from dir/p) and applies that path's route rules as well as those of the
+// request path: "www/link -> admin" serves /link/secret.gmi only to a
+// client that /admin/secret.gmi would be served to, and answers what
+// /admin/secret.gmi would (60, 61, 62), before looking further, so a link
+// reveals no more than the path it leads to. A link that leads to a path
+// no route covers, or through a name beginning with ".", is 51. Hard links
+// cannot be told from the original file: do not hard-link protected files
+// into an open part of a docroot.
 func NewDocroot(dir string) (Handler, io.Closer, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open docroot: %w", err)
 	}
-	return NewStatic(rootFS{root}), root, nil
+	return &static{fsys: rootFS{root}, root: root}, root, nil
 }
 
 // rootFS is root.FS() with files opened O_NONBLOCK: opening a FIFO for
@@ -88,7 +101,7 @@ func (s *static) ServeGemini(ctx context.Context, w ResponseWriter, r *Request) 
 	if !ok {
 		return errNotFound(nil)
 	}
-	f, fi, err := s.open(name)
+	f, fi, real, err := s.open(ctx, r, name)
 	if err != nil {
 		return err
 	}
@@ -98,7 +111,7 @@ func (s *static) ServeGemini(ctx context.Context, w ResponseWriter, r *Request) 
 			return w.WriteHeader(StatusRedirect, dirRedirect(r))
 		}
 		name = path.Join(name, indexFile)
-		if f, fi, err = s.open(name); err != nil {
+		if f, fi, _, err = s.open(ctx, r, path.Join(real, indexFile)); err != nil {
 			return err
 		}
 	} else if dir {
@@ -118,23 +131,44 @@ func (s *static) ServeGemini(ctx context.Context, w ResponseWriter, r *Request) 
 	return err
 }
 
-// open opens name and stats it. Every failure to open is a 51 so that
-// nothing about the tree leaks (missing, forbidden, escaping the root, a
-// loop of links), except running out of file descriptors, a 41.
-func (s *static) open(name string) (fs.File, fs.FileInfo, error) {
+// open opens name and stats it, and returns the name of the file it
+// opened: name itself, or in a docroot name with its links resolved (see
+// resolve), which r's rules are checked against. Every failure to open is
+// a 51 so that nothing about the tree leaks (missing, forbidden, escaping
+// the root, a loop of links), except running out of file descriptors, a
+// 41, and a route's refusal of the path a link leads to.
+func (s *static) open(ctx context.Context, r *Request, name string) (fs.File, fs.FileInfo, string, error) {
+	if s.root != nil {
+		f, fi, real, err := resolve(s.root, name, func(p string) error { return r.checkAlias(ctx, p) })
+		if err != nil {
+			return nil, nil, "", openError(err)
+		}
+		return f, fi, real, nil
+	}
 	f, err := s.fsys.Open(name)
 	if err != nil {
-		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-			return nil, nil, &Error{Reason: ReasonUnavailable, Msg: "temporarily unavailable", Err: err}
-		}
-		return nil, nil, errNotFound(err)
+		return nil, nil, "", openError(err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, nil, errNotFound(err)
+		return nil, nil, "", errNotFound(err)
 	}
-	return f, fi, nil
+	return f, fi, name, nil
+}
+
+// openError turns a failure to open into the static handler's answer: a
+// refusal it already carries, 41 for running out of file descriptors, 51
+// for anything else.
+func openError(err error) error {
+	var ge *Error
+	switch {
+	case errors.As(err, &ge):
+		return ge
+	case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
+		return &Error{Reason: ReasonUnavailable, Msg: "temporarily unavailable", Err: err}
+	}
+	return errNotFound(err)
 }
 
 // dirRedirect returns the request path with a trailing slash, and the
@@ -147,9 +181,10 @@ func dirRedirect(r *Request) string {
 }
 
 // docName turns a canonical request path into an fs.FS name, decoding each
-// segment once. dir reports a trailing slash. ok is false for a path that
-// must not be served: a segment beginning with "." or one that decodes to
-// something containing "/", "\" or NUL.
+// segment once with decodeSegment, the canonicaliser's own decoder. dir
+// reports a trailing slash. ok is false for a path that must not be
+// served: a segment beginning with "." or one that decodeSegment refuses
+// (a decoded "/", "\\", NUL or other control byte, invalid UTF-8).
 func docName(p string) (name string, dir, ok bool) {
 	if p == "" || p[0] != '/' {
 		return "", false, false
@@ -167,22 +202,21 @@ func docName(p string) (name string, dir, ok bool) {
 		}
 		return rest, dir, fs.ValidPath(rest)
 	}
-	var b strings.Builder
-	b.Grow(len(rest))
+	b := make([]byte, 0, len(rest))
 	for seg := range strings.SplitSeq(rest, "/") {
 		if seg == "" {
 			continue
 		}
-		d, err := url.PathUnescape(seg)
-		if err != nil || d == "" || d[0] == '.' || strings.ContainsAny(d, "/\\\x00") {
+		if len(b) > 0 {
+			b = append(b, '/')
+		}
+		start := len(b)
+		var err error
+		if b, err = decodeSegment(b, seg); err != nil || len(b) == start || b[start] == '.' {
 			return "", false, false
 		}
-		if b.Len() > 0 {
-			b.WriteByte('/')
-		}
-		b.WriteString(d)
 	}
-	name = b.String()
+	name = string(b)
 	return name, dir, name != "" && fs.ValidPath(name)
 }
 

@@ -359,6 +359,10 @@ func TestDocName(t *testing.T) {
 		{"/a%2Fb", "", false, false},
 		{"/a%5Cb", "", false, false},
 		{"/a%00b", "", false, false},
+		{"/a%01b", "", false, false}, // a control byte, refused as by CanonicalPath
+		{"/a%7Fb", "", false, false},
+		{"/%FF.gmi", "", false, false}, // invalid UTF-8
+		{"/%C0%AE", "", false, false},  // overlong '.'
 		{"/a%zz", "", false, false},
 		{"relative", "", false, false},
 		{"", "", false, false},
@@ -376,6 +380,28 @@ func BenchmarkStaticSmallFile(b *testing.B) {
 	writeFile(b, filepath.Join(dir, "page.gmi"), bytes.Repeat([]byte("a"), 1024))
 	h := openDocroot(b, dir)
 	r := geminiRequest(b, "/page.gmi")
+	w := &recorder{discard: true}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w.reset()
+		if err := h.ServeGemini(ctx, w, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if w.n != 1024 {
+		b.Fatalf("served %d bytes", w.n)
+	}
+}
+
+// BenchmarkStaticDeepFile serves a file three directories down: the
+// docroot walks the path one component at a time (see resolve).
+func BenchmarkStaticDeepFile(b *testing.B) {
+	dir := b.TempDir()
+	writeFile(b, filepath.Join(dir, "a", "b", "c", "page.gmi"), bytes.Repeat([]byte("a"), 1024))
+	h := openDocroot(b, dir)
+	r := geminiRequest(b, "/a/b/c/page.gmi")
 	w := &recorder{discard: true}
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -3,6 +3,9 @@
 // as pure logic over a Store, and the in-memory and file-backed stores used
 // by a single node and by the `chimalli get` client (its known-hosts file).
 //
-// The Raft-replicated store (package raftstore) implements the same Store
-// interface, so every node of a cluster makes the same first-use decision.
+// Store is implemented by MemStore (tests and single-process use) and
+// FileStore (a node's pins and the client's known hosts); a node keeps its
+// pins in a FileStore today. A Raft-replicated Store, so that every node of
+// a cluster makes the same first-use decision, is planned for package
+// raftstore and does not exist yet.
 package tofu

@@ -25,8 +25,9 @@ var ErrSocketInUse = errors.New("admin socket in use")
 // ErrAdminOpen is returned by Admin.Open on an Admin that is already open.
 var ErrAdminOpen = errors.New("admin server already open")
 
-// Admin serves the admin API over a unix socket (mode 0600): for now
-// GET /healthz and GET /readyz. Every response body is JSON:
+// Admin serves the admin API over a unix socket (mode 0600): GET /healthz
+// and GET /readyz, and /bans (GET, POST, DELETE) once HandleBans has been
+// called, as the node does. Every response body is JSON:
 // {"status":"ok"} on success, {"status":"…","error":"…"} otherwise.
 //
 // Create it with NewAdmin, add handlers with Handle, then Open and Close.
