@@ -369,7 +369,7 @@ func TestClusterRacingClaimsHaveOneWinner(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			p, err := n.Pins().Claim(ctx, tofu.Pin{Key: key, Identity: ident, Created: time.Now().UTC()})
+			p, err := n.PinStore().Claim(ctx, tofu.Pin{Key: key, Identity: ident, Created: time.Now().UTC()})
 			if err != nil {
 				t.Error(err)
 				return
@@ -391,7 +391,7 @@ func TestClusterRacingClaimsHaveOneWinner(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "every node to hold the winner's pin", func() bool {
 		for _, n := range c.nodes {
-			p, ok := n.Pins().Lookup(key)
+			p, ok := n.PinStore().Lookup(key)
 			if !ok || p.Identity != winner {
 				return false
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/chimalli/chimalli/raftstore"
@@ -59,6 +60,17 @@ type Config struct {
 	Logger *slog.Logger
 	// Now stamps events on the leader; time.Now when nil.
 	Now func() time.Time
+	// OnLift is called on every node when a ban is lifted, before the new
+	// ban view is published (so the node's rate limiter can start the
+	// clients inside it afresh before they are admitted again). It runs on
+	// the FSM's goroutine: it must be quick and must not call the node.
+	OnLift func(netip.Prefix)
+	// OnRules is called with the new view whenever the replicated access
+	// rules change (and once at start). Same constraints as OnLift.
+	OnRules func(*RuleSet)
+	// TicketRotation is how often the leader adds a TLS session-ticket key
+	// (tls.ticket_key_added). Zero: never (the node shares no ticket keys).
+	TicketRotation time.Duration
 	// Fatal is called once when the node must stop: an entry of an unknown
 	// schema version, for one. The node stops applying entries first.
 	Fatal func(error)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -79,6 +80,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		out[i] = res
 		if res.Changed {
 			changed |= viewOf(e.Type)
+			if e.Type == raftstore.TypeBanLifted && f.views.onLift != nil {
+				f.views.onLift(e.Ban.Prefix)
+			}
 		}
 	}
 	if changed != 0 {
@@ -190,7 +194,9 @@ type views struct {
 	rules   atomic.Pointer[RuleSet]
 	pins    atomic.Pointer[map[tofu.PinKey]tofu.Pin]
 	tickets atomic.Pointer[[]raftstore.TicketKeyData]
-	onBans  func() // called after a new ban view is published; may be nil
+	onBans  func()             // called after a new ban view is published; may be nil
+	onLift  func(netip.Prefix) // a ban was lifted (before the view is published); may be nil
+	onRules func(*RuleSet)     // the rules view changed; may be nil
 }
 
 func (v *views) publishAll(st *raftstore.State) {
@@ -205,7 +211,11 @@ func (v *views) publish(st *raftstore.State, which viewSet) {
 		}
 	}
 	if which&viewRules != 0 {
-		v.rules.Store(newRuleSet(st.Rules()))
+		rs := newRuleSet(st.Rules())
+		v.rules.Store(rs)
+		if v.onRules != nil {
+			v.onRules(rs)
+		}
 	}
 	if which&viewPins != 0 {
 		m := make(map[tofu.PinKey]tofu.Pin)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -56,6 +57,11 @@ type Node struct {
 	wg        sync.WaitGroup
 
 	nudging atomic.Bool
+
+	pending     pendingBans
+	autoQ       chan netip.Prefix
+	autoDropped atomic.Uint64
+	fresh       bool // Open found no Raft state: a new cluster or a joining node
 }
 
 // New returns an unopened node.
@@ -66,7 +72,8 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, views: &views{}, done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, views: &views{onLift: cfg.OnLift, onRules: cfg.OnRules},
+		done: make(chan struct{}), autoQ: make(chan netip.Prefix, autoBanQueue)}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -143,6 +150,14 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("cluster: raft: %w", err)
 	}
+	for range autoBanWorkers {
+		n.wg.Add(1)
+		go n.autoBanLoop()
+	}
+	if n.cfg.TicketRotation > 0 {
+		n.wg.Add(1)
+		go n.ticketLoop()
+	}
 	has, err := raft.HasExistingState(n.store, n.store, snaps)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
@@ -150,6 +165,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if has {
 		return nil
 	}
+	n.fresh = true
 	switch {
 	case n.cfg.BootstrapExpect == 1 && len(n.cfg.Peers) <= 1:
 		return n.bootstrap([]raft.Server{{ID: raft.ServerID(n.cfg.ID), Address: self, Suffrage: raft.Voter}})
@@ -257,6 +273,11 @@ func (n *Node) Close() error {
 	})
 	return errors.Join(errs...)
 }
+
+// Fresh reports whether Open found no Raft state in Dir: the node started a
+// new cluster or is joining one (so node-local state, such as old pin
+// files, may be imported once).
+func (n *Node) Fresh() bool { return n.fresh }
 
 // Addr returns the address of the cluster port, or "" with none.
 func (n *Node) Addr() string {

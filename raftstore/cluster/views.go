@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/chimalli/chimalli/raftstore"
@@ -12,8 +13,10 @@ import (
 
 // Banned reports whether addr is banned at now, from this node's applied
 // state: no lock, no allocation. It implements gateway.BanView.
+// Auto-bans this node proposed and has not seen committed yet count too:
+// the node that saw the abuse enforces at once.
 func (n *Node) Banned(addr netip.Addr, now time.Time) bool {
-	return n.views.bans.Load().Banned(addr, now)
+	return n.views.bans.Load().Banned(addr, now) || n.pending.banned(addr, now)
 }
 
 // BanSet returns the current ban view.
@@ -30,9 +33,32 @@ func (n *Node) TicketKeys() []raftstore.TicketKeyData {
 	return nil
 }
 
-// Pins returns the replicated pin store: lookups read this node's view,
-// claims commit through the leader before they return.
-func (n *Node) Pins() *PinStore { return &PinStore{n: n} }
+// PinStore returns the replicated pin store: lookups read this node's
+// view, claims commit through the leader before they return.
+func (n *Node) PinStore() *PinStore { return &PinStore{n: n} }
+
+// ActiveBans returns the bans active at now in this node's applied state,
+// sorted by prefix.
+func (n *Node) ActiveBans(now time.Time) []raftstore.Ban {
+	all := n.views.bans.Load().Bans()
+	out := all[:0]
+	for _, b := range all {
+		if b.ActiveAt(now) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Rules returns the replicated access rules this node has applied.
+func (n *Node) Rules() []raftstore.Rule { return slices.Clone(n.views.rules.Load().Rules()) }
+
+// Pins returns the pins this node has applied, sorted by kind then subject.
+func (n *Node) Pins() []tofu.Pin {
+	var out []tofu.Pin
+	n.fsm.read(func(st *raftstore.State) { out = st.Pins() })
+	return out
+}
 
 // PinStore is the Raft-replicated tofu.Store.
 type PinStore struct{ n *Node }
