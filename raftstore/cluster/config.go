@@ -56,6 +56,8 @@ type Config struct {
 	Timing Timing
 	// AutoBan sets the length of the auto-bans this node commits as leader.
 	AutoBan raftstore.AutoBanPolicy
+	// Hasher names clients in logs by a keyed hash; nil leaves them out.
+	Hasher raftstore.AddrHasher
 	// Logger receives the node's logs (Raft's included); nil discards.
 	Logger *slog.Logger
 	// Now stamps events on the leader; time.Now when nil.

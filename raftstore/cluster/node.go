@@ -33,6 +33,9 @@ var (
 	ErrFailed = errors.New("cluster node failed")
 )
 
+// aloneTimeout is Raft's timeouts for a node with no cluster port.
+const aloneTimeout = 50 * time.Millisecond
+
 // Node is one member of the cluster: Raft with its log, snapshots and
 // transport, the FSM over raftstore.State, the views the gateway reads,
 // and the forwarding of commands to the leader. Lifecycle: New, Open,
@@ -68,6 +71,13 @@ type Node struct {
 func New(cfg Config) (*Node, error) {
 	if cfg.Timing == (Timing{}) {
 		cfg.Timing = LANTiming()
+	}
+	if cfg.Listen == "" {
+		// Alone, over no network, there is no one to contend with and no
+		// pause to ride out: elect at once instead of after a LAN timeout.
+		cfg.Timing.HeartbeatTimeout = min(cfg.Timing.HeartbeatTimeout, aloneTimeout)
+		cfg.Timing.ElectionTimeout = min(cfg.Timing.ElectionTimeout, aloneTimeout)
+		cfg.Timing.LeaderLeaseTimeout = min(cfg.Timing.LeaderLeaseTimeout, aloneTimeout)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -356,6 +366,7 @@ func (n *Node) Apply(ctx context.Context, cmd raftstore.Command) (raftstore.Resu
 		if err == nil || !retryable(err) {
 			if err == nil {
 				n.waitApplied(ctx, res.Index) // the caller then reads its own write here
+				n.logApplied(cmd, res)
 			}
 			return res, err
 		}
@@ -364,6 +375,27 @@ func (n *Node) Apply(ctx context.Context, cmd raftstore.Command) (raftstore.Resu
 			return raftstore.Result{}, fmt.Errorf("%w (last: %w)", err, lastErr)
 		}
 	}
+}
+
+// logApplied logs a committed ban at warn, as the node that proposed it:
+// one line per ban cluster-wide, naming the client by its keyed hash only.
+func (n *Node) logApplied(cmd raftstore.Command, res raftstore.Result) {
+	if res.Type != raftstore.TypeBanAdded || !res.Changed || !n.log.Enabled(context.Background(), slog.LevelWarn) {
+		return
+	}
+	var ban raftstore.Ban
+	n.fsm.read(func(st *raftstore.State) { ban, _ = st.Bans().Lookup(cmd.Prefix) })
+	attrs := []slog.Attr{
+		slog.String("source", ban.Source), slog.String("reason", ban.Reason), slog.Int("strikes", ban.Strikes),
+		slog.Int("prefix_bits", ban.Prefix.Bits()), slog.Uint64("index", res.Index),
+	}
+	if n.cfg.Hasher != nil && ban.Prefix.IsValid() {
+		attrs = append(attrs, slog.String("client", n.cfg.Hasher.HashAddr(ban.Prefix.Addr())))
+	}
+	if !ban.Until.IsZero() {
+		attrs = append(attrs, slog.Time("until", ban.Until))
+	}
+	n.log.LogAttrs(context.Background(), slog.LevelWarn, "ban added", attrs...)
 }
 
 // retryable reports whether a failed Apply may be tried again: the leader
