@@ -470,3 +470,107 @@ func TestClusterJoinAndLeave(t *testing.T) {
 		return true
 	})
 }
+
+func TestClusterMinorityKeepsEnforcingAndRefusesClaims(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2", "n3")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.leader().Apply(ctx, banCmd("192.0.2.50/32")); err != nil {
+		t.Fatal(err)
+	}
+	key := tofu.PinKey{Kind: tofu.PinClient, Scope: "localhost/claim/"}
+	var owner tofu.Identity
+	owner.Cert[0], owner.SPKI[0] = 1, 1
+	if _, err := c.leader().PinStore().Claim(ctx, tofu.Pin{Key: key, Identity: owner}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "every node to apply the ban and the pin", func() bool {
+		for _, n := range c.nodes {
+			if _, ok := n.PinStore().Lookup(key); !ok || !n.Banned(netip.MustParseAddr("192.0.2.50"), time.Now()) {
+				return false
+			}
+		}
+		return true
+	})
+	// Cut n3 off from the majority: the other two go away.
+	c.stop("n1")
+	c.stop("n2")
+	alone := c.nodes["n3"]
+	if !alone.Banned(netip.MustParseAddr("192.0.2.50"), time.Now()) {
+		t.Fatal("a node cut off from the majority stopped enforcing a ban")
+	}
+	if p, ok := alone.PinStore().Lookup(key); !ok || p.Identity != owner {
+		t.Fatal("a node cut off from the majority lost a pin")
+	}
+	// A new first use cannot commit: it fails when its context ends, it
+	// does not guess.
+	cctx, ccancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	var other tofu.Identity
+	other.Cert[0], other.SPKI[0] = 2, 2
+	_, err := alone.PinStore().Claim(cctx, tofu.Pin{Key: tofu.PinKey{Kind: tofu.PinClient, Scope: "localhost/new/"}, Identity: other})
+	ccancel()
+	if err == nil || !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("a claim on a minority node: %v, want it refused with ErrNoLeader", err)
+	}
+	if _, ok := alone.PinStore().Lookup(tofu.PinKey{Kind: tofu.PinClient, Scope: "localhost/new/"}); ok {
+		t.Fatal("a minority node pinned a first use it could not commit")
+	}
+	// Heal: the others come back, a write goes through, n3 converges.
+	c.start("n1")
+	c.start("n2")
+	if _, err := c.nodes["n1"].Apply(ctx, banCmd("192.0.2.51/32")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the cut-off node to converge", func() bool {
+		return alone.Banned(netip.MustParseAddr("192.0.2.51"), time.Now()) && alone.Status().StateHash == c.nodes["n1"].Status().StateHash
+	})
+}
+
+// An entry of an unknown schema version stops every node that applies
+// it, with an error naming the version and the index: never a skip.
+func TestClusterUnknownSchemaVersionIsFatal(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2", "n3")
+	fatal := make(chan error, 3)
+	for id, cfg := range c.cfgs {
+		cfg.Fatal = func(err error) { fatal <- err }
+		c.cfgs[id] = cfg
+	}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		c.stop(id)
+	}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		c.start(id)
+	}
+	l := c.leader()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := l.Apply(ctx, banCmd("192.0.2.60/32")); err != nil {
+		t.Fatal(err)
+	}
+	before := l.Status().StateHash
+	f := l.raft.Apply([]byte(`{"v":2,"type":"ban.added","time":"2026-11-30T12:00:00Z","data":{}}`), 5*time.Second)
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		select {
+		case err := <-fatal:
+			var uv *raftstore.UnknownVersionError
+			if !errors.As(err, &uv) || uv.Version != 2 || uv.Index != f.Index() {
+				t.Fatalf("fatal error %v, want version 2 at index %d", err, f.Index())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("not every node stopped on the unknown version")
+		}
+	}
+	// Nothing after it is applied, and writes are refused.
+	if _, err := l.Apply(ctx, banCmd("192.0.2.61/32")); !errors.Is(err, ErrFailed) {
+		t.Fatalf("a write after the fatal entry: %v, want ErrFailed", err)
+	}
+	if l.Banned(netip.MustParseAddr("192.0.2.61"), time.Now()) {
+		t.Fatal("an entry after the fatal one was applied")
+	}
+	if s := l.Status(); s.Failed == "" || s.StateHash != before {
+		t.Fatalf("status after the fatal entry: failed %q, hash changed %v", s.Failed, s.StateHash != before)
+	}
+}
