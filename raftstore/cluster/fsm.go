@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -123,7 +124,11 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if errp := f.failed.Load(); errp != nil {
 		return nil, *errp
 	}
+	// The adapter's own line first: the index of the last entry this FSM
+	// applied (a configuration entry may follow the last event), so a node
+	// restored from the snapshot knows how far it is; then the state.
 	var b bytes.Buffer
+	fmt.Fprintf(&b, "{\"applied\":%d}\n", f.applied.Load())
 	if err := f.state.WriteSnapshot(&b); err != nil {
 		return nil, err
 	}
@@ -133,7 +138,18 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // Restore replaces the state with a snapshot's.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	st, err := raftstore.ReadSnapshot(rc)
+	br := bufio.NewReader(rc)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("restore: header: %w", err)
+	}
+	var hdr struct {
+		Applied uint64 `json:"applied"`
+	}
+	if err := strictJSON(line, &hdr); err != nil {
+		return fmt.Errorf("restore: header: %w", err)
+	}
+	st, err := raftstore.ReadSnapshot(br)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -141,7 +157,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.state = st
 	f.views.publishAll(st)
 	f.mu.Unlock()
-	f.advance(st.Index())
+	f.advance(max(hdr.Applied, st.Index()))
 	return nil
 }
 

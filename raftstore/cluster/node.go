@@ -541,7 +541,11 @@ func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 	if err := f.Error(); err != nil {
 		return 0, err
 	}
-	return n.raft.AppliedIndex(), nil
+	// Once the barrier is applied, this leader's FSM holds every entry
+	// committed before it. Its applied index counts only the entries an
+	// FSM sees (events and configurations, not barriers or no-ops), so a
+	// follower that has applied as far has applied the same entries.
+	return n.fsm.applied.Load(), nil
 }
 
 // Status is what `chimalli cluster status` shows.
