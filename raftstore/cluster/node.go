@@ -340,8 +340,8 @@ func (n *Node) WaitLeader(ctx context.Context) error {
 // an idempotency key gets one first, so a retry applies once.
 //
 // An error wrapping raftstore.ErrRefused means the leader refused the
-// command (nothing was committed); ErrNoLeader and ctx's error leave the
-// outcome unknown to the caller: the command may have committed.
+// command (nothing was committed); ErrNoLeader, ErrClosed and ctx's error
+// leave the outcome unknown to the caller: the command may have committed.
 func (n *Node) Apply(ctx context.Context, cmd raftstore.Command) (raftstore.Result, error) {
 	if cmd.Key == "" {
 		cmd.Key = raftstore.NewKey()
@@ -451,7 +451,7 @@ func (n *Node) applyLocal(ctx context.Context, cmd raftstore.Command) (raftstore
 		return raftstore.Result{}, ctx.Err()
 	}
 	f := n.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+	if err := n.await(ctx, f); err != nil {
 		if errors.Is(err, raft.ErrEnqueueTimeout) {
 			return raftstore.Result{}, fmt.Errorf("%w: %w", ErrNoLeader, err)
 		}
@@ -483,8 +483,29 @@ func (n *Node) nudge() {
 	go func() {
 		defer n.wg.Done()
 		defer n.nudging.Store(false)
-		n.raft.Barrier(n.cfg.Timing.ApplyTimeout).Error()
+		n.await(context.Background(), n.raft.Barrier(n.cfg.Timing.ApplyTimeout))
 	}()
+}
+
+// await waits for f to be answered, for ctx to end or for the node to
+// close, whichever comes first. Raft's futures take no context, and one
+// queued as Raft shuts down can stay unanswered forever (hashicorp/raft
+// issue 498; the buffered apply channel, BatchApplyCh, makes it likely):
+// waiting on it alone would hang Apply past its context and Close for
+// good. A future abandoned here leaves one goroutine behind until Raft
+// answers it, if ever; that happens only around shutdown. ctx's error
+// and ErrClosed leave the outcome of a command unknown.
+func (n *Node) await(ctx context.Context, f raft.Future) error {
+	answered := make(chan error, 1)
+	go func() { answered <- f.Error() }()
+	select {
+	case err := <-answered:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return ErrClosed
+	}
 }
 
 // waitApplied waits (bounded by ctx) until this node has applied index, so
@@ -538,7 +559,7 @@ func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 		timeout = min(timeout, time.Until(dl))
 	}
 	f := n.raft.Barrier(timeout)
-	if err := f.Error(); err != nil {
+	if err := n.await(ctx, f); err != nil {
 		return 0, err
 	}
 	// Once the barrier is applied, this leader's FSM holds every entry
