@@ -6,6 +6,14 @@
 // ALPN), bootstrap, join and leave, and Apply, which commits a command
 // through the leader from any node.
 //
+// Reads (Banned, BanSet, Read) see this node's applied state, which may
+// lag the leader. A linearizable read (`ban ls --consistent`) calls
+// ReadIndex first: the leader confirms its leadership with a committed
+// barrier and the read waits until this node has applied every write
+// committed before it. linearizability_test.go checks bans, lifts and
+// both kinds of read against a sequential model with porcupine while the
+// leader is killed and restarted.
+//
 // The domain (events, the fold, the views' types, validation) lives in
 // package raftstore and knows nothing of Raft; this package knows nothing
 // of configuration files or certificates on disk: cmd/node hands it TLS
