@@ -574,3 +574,25 @@ func TestClusterUnknownSchemaVersionIsFatal(t *testing.T) {
 		t.Fatalf("status after the fatal entry: failed %q, hash changed %v", s.Failed, s.StateHash != before)
 	}
 }
+
+// A node restarted while it cannot reach the majority enforces what it
+// enforced before it stopped (its snapshot and log on disk), not nothing.
+func TestClusterRestartedAloneEnforcesItsLastState(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2", "n3")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.leader().Apply(ctx, banCmd("192.0.2.70/32")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "every node to apply the ban", func() bool { return c.allBanned("192.0.2.70") })
+	for _, id := range []string{"n1", "n2", "n3"} {
+		c.stop(id)
+	}
+	n := c.start("n3") // alone: no leader, nothing committed can be applied
+	if id, _ := n.Leader(); id != "" {
+		t.Fatalf("a lone node of three has a leader %s", id)
+	}
+	if !n.Banned(netip.MustParseAddr("192.0.2.70"), time.Now()) {
+		t.Fatal("a node restarted without a majority does not enforce its last state")
+	}
+}

@@ -38,6 +38,7 @@ type fwdResponse struct {
 	Pin       *wirePin `json:"pin,omitempty"`
 	Code      string   `json:"code,omitempty"`
 	Err       string   `json:"err,omitempty"`
+	Leader    string   `json:"leader,omitempty"` // with codeNotLeader: the leader's cluster port, when known
 }
 
 type wirePin struct {
@@ -278,8 +279,8 @@ func strictJSON(b []byte, v any) error {
 func (f *forwarder) handle(peer string, req fwdRequest) fwdResponse {
 	n := f.n
 	if !n.IsLeader() {
-		id, _ := n.Leader()
-		return fwdResponse{Code: codeNotLeader, Err: "leader is " + id}
+		id, addr := n.Leader()
+		return fwdResponse{Code: codeNotLeader, Err: "leader is " + id, Leader: addr}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timing.ApplyTimeout)
 	defer cancel()

@@ -34,6 +34,11 @@ type fsm struct {
 
 	failed  atomic.Pointer[error]
 	applied atomic.Uint64 // the index of the last entry applied (any type)
+	// provisional is the last index of the local log that views were
+	// built from at start (see loadLocal); until the FSM has applied as
+	// far, it does not publish views, so a restarted node never enforces
+	// less than it did before it stopped while it catches up.
+	provisional uint64
 	waitMu  sync.Mutex
 	waitCh  chan struct{} // closed and replaced when applied advances
 }
@@ -86,7 +91,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			}
 		}
 	}
-	if changed != 0 {
+	if n := len(logs); n > 0 && f.provisional != 0 && logs[n-1].Index >= f.provisional {
+		f.provisional = 0
+		changed = viewBans | viewRules | viewPins | viewTickets // replace the provisional views
+	}
+	if changed != 0 && f.provisional == 0 {
 		f.views.publish(f.state, changed)
 	}
 	f.mu.Unlock()
@@ -153,12 +162,80 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	applied := max(hdr.Applied, st.Index())
 	f.mu.Lock()
 	f.state = st
+	if f.provisional != 0 && applied >= f.provisional {
+		f.provisional = 0
+	}
+	if f.provisional == 0 {
+		f.views.publishAll(st)
+	}
+	f.mu.Unlock()
+	f.advance(applied)
+	return nil
+}
+
+// loadLocal folds what this node has on disk (its newest snapshot and
+// the log entries after it, committed or not) into a provisional state
+// and publishes its views, before Raft starts. Raft applies entries only
+// once a leader confirms them committed, which after a restart takes an
+// election at least; meanwhile the node enforces what it enforced before
+// it stopped (possibly a few entries ahead, which the leader may yet
+// overrule: the real state replaces these views once it has applied as
+// far). It returns the last index folded (0: nothing on disk).
+func (f *fsm) loadLocal(snaps raft.SnapshotStore, logs raft.LogStore) (uint64, error) {
+	st := raftstore.NewState()
+	var from uint64
+	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
+		_, rc, err := snaps.Open(metas[0].ID)
+		if err != nil {
+			return 0, fmt.Errorf("open snapshot: %w", err)
+		}
+		br := bufio.NewReader(rc)
+		if _, err := br.ReadBytes('\n'); err != nil {
+			rc.Close()
+			return 0, fmt.Errorf("read snapshot: %w", err)
+		}
+		st, err = raftstore.ReadSnapshot(br)
+		rc.Close()
+		if err != nil {
+			return 0, fmt.Errorf("read snapshot: %w", err)
+		}
+		from = metas[0].Index
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return 0, err
+	}
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return 0, err
+	}
+	upto := from
+	for i := max(from+1, first); i <= last && i > 0; i++ {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			return 0, fmt.Errorf("log entry %d: %w", i, err)
+		}
+		upto = i
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		e, err := raftstore.UnmarshalEvent(l.Data)
+		if err != nil {
+			break // the real FSM will stop on it; enforce what came before
+		}
+		st.Apply(l.Index, e)
+	}
+	if upto == 0 {
+		return 0, nil
+	}
+	f.mu.Lock()
+	f.provisional = upto
 	f.views.publishAll(st)
 	f.mu.Unlock()
-	f.advance(max(hdr.Applied, st.Index()))
-	return nil
+	return upto, nil
 }
 
 // read runs fn with the state locked. fn must not keep st.

@@ -125,6 +125,9 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("cluster: snapshot store: %w", err)
 	}
+	if _, err := n.fsm.loadLocal(snaps, n.store); err != nil {
+		return fmt.Errorf("cluster: local state: %w", err)
+	}
 	var self raft.ServerAddress
 	if n.cfg.Listen == "" {
 		addr, tr := raft.NewInmemTransport(raft.ServerAddress("local:" + n.cfg.ID))
@@ -681,18 +684,15 @@ func (n *Node) membershipLocal(req fwdRequest) error {
 	return errors.New("membership: empty request")
 }
 
-// joinLoop asks the Join addresses to admit this node until one does.
+// joinLoop asks the Join addresses to admit this node until one does. A
+// member that is not the leader names the leader's address, which is
+// asked next.
 func (n *Node) joinLoop(self string) {
 	for attempt := 0; ; attempt++ {
 		for _, addr := range n.cfg.Join {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := n.fwd.call(ctx, addr, fwdRequest{Join: &Peer{ID: n.cfg.ID, Addr: self}})
-			cancel()
-			if err == nil {
-				n.log.Info("joined the cluster", "via", addr)
+			if n.askToJoin(addr, self) {
 				return
 			}
-			n.log.Warn("join", "via", addr, "err", err)
 		}
 		if id, _ := n.Leader(); id != "" {
 			return // admitted meanwhile (another join succeeded late)
@@ -705,4 +705,24 @@ func (n *Node) joinLoop(self string) {
 			return
 		}
 	}
+}
+
+// askToJoin asks addr (and the leader it names, if it is not the leader)
+// to add this node; it reports whether one did.
+func (n *Node) askToJoin(addr, self string) bool {
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp, err := n.fwd.call(ctx, addr, fwdRequest{Join: &Peer{ID: n.cfg.ID, Addr: self}})
+		cancel()
+		if err == nil {
+			n.log.Info("joined the cluster", "via", addr)
+			return true
+		}
+		n.log.Warn("join", "via", addr, "err", err)
+		if resp.Leader == "" || resp.Leader == addr {
+			return false
+		}
+		addr = resp.Leader
+	}
+	return false
 }
