@@ -274,6 +274,10 @@ func TestClusterRefusedCommandCommitsNothing(t *testing.T) {
 	f := c.follower()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// A new leader appends a no-op of its own: let it commit first.
+	if _, err := c.leader().ReadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
 	before := c.leader().Status().LastIndex
 	_, err := f.Apply(ctx, raftstore.Command{Op: raftstore.OpBanAdd, Prefix: netip.MustParsePrefix("0.0.0.0/0"), Duration: time.Hour, Reason: "x"})
 	if !errors.Is(err, raftstore.ErrRefused) || !strings.Contains(err.Error(), "too broad") {
