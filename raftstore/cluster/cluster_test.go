@@ -57,15 +57,17 @@ func testLogger(t testing.TB, name string) *slog.Logger {
 // data dir and cluster port on loopback, over mutual TLS with certificates
 // from pki.Init.
 type testCluster struct {
-	t     *testing.T
-	dir   string
-	pki   *pki.Layout
-	peers []Peer
-	nodes map[string]*Node
-	cfgs  map[string]Config
+	t          testing.TB
+	dir        string
+	pki        *pki.Layout
+	peers      []Peer
+	nodes      map[string]*Node
+	cfgs       map[string]Config
+	beforeOpen func(*Node) // when set, called with each node between New and Open
+
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,7 +77,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func tlsFor(t *testing.T, files pki.Files) (server, client *tls.Config) {
+func tlsFor(t testing.TB, files pki.Files) (server, client *tls.Config) {
 	t.Helper()
 	cred, err := pki.Load(files)
 	if err != nil {
@@ -99,19 +101,31 @@ func peerName(cs tls.ConnectionState) (string, error) {
 	return id.Name, nil
 }
 
-func newTestCluster(t *testing.T, ids ...string) *testCluster {
+func newTestCluster(t testing.TB, ids ...string) *testCluster {
+	t.Helper()
+	return newTestClusterWith(t, nil, nil, ids...)
+}
+
+// newTestClusterWith is newTestCluster with tweak (when not nil) applied
+// to each node's configuration and beforeOpen (when not nil) called with
+// each node between New and Open, to set test hooks.
+func newTestClusterWith(t testing.TB, tweak func(*Config), beforeOpen func(*Node), ids ...string) *testCluster {
 	t.Helper()
 	dir := t.TempDir()
 	layout, err := pki.Init(filepath.Join(dir, "certs"), pki.InitOptions{Nodes: append(ids, "spare")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testCluster{t: t, dir: dir, pki: layout, nodes: map[string]*Node{}, cfgs: map[string]Config{}}
+	c := &testCluster{t: t, dir: dir, pki: layout, nodes: map[string]*Node{}, cfgs: map[string]Config{}, beforeOpen: beforeOpen}
 	for _, id := range ids {
 		c.peers = append(c.peers, Peer{ID: id, Addr: freeAddr(t)})
 	}
 	for _, p := range c.peers {
-		c.cfgs[p.ID] = c.config(p.ID, p.Addr)
+		cfg := c.config(p.ID, p.Addr)
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		c.cfgs[p.ID] = cfg
 	}
 	for _, id := range ids {
 		c.start(id)
@@ -138,6 +152,9 @@ func (c *testCluster) start(id string) *Node {
 	n, err := New(c.cfgs[id])
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	if c.beforeOpen != nil {
+		c.beforeOpen(n)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
