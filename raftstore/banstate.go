@@ -109,6 +109,12 @@ type BanState struct {
 	// while there is a view). They are a local cache, no part of the fold.
 	view    *BanSet
 	touched []netip.Prefix
+
+	// The same for every ban the state holds, remembered ones included:
+	// what a snapshot writes (Frozen), kept copy-on-write so that taking
+	// one costs the changes since the last, not the size of the list.
+	every        *BanSet
+	everyTouched []netip.Prefix
 }
 
 // maxTouched bounds the changes kept for the next View: past it the
@@ -152,16 +158,45 @@ func (s *BanState) Apply(e BanEvent) error {
 	return nil
 }
 
-// touch notes that p's ban changed since the last view.
+// touch notes that p's ban changed since the last view and frozen set.
 func (s *BanState) touch(p netip.Prefix) {
-	if s.view == nil {
-		return
+	if s.view != nil {
+		if len(s.touched) >= maxTouched {
+			s.view, s.touched = nil, nil
+		} else {
+			s.touched = append(s.touched, p)
+		}
 	}
-	if len(s.touched) >= maxTouched {
-		s.view, s.touched = nil, nil
-		return
+	if s.every != nil {
+		if len(s.everyTouched) >= maxTouched {
+			s.every, s.everyTouched = nil, nil
+		} else {
+			s.everyTouched = append(s.everyTouched, p)
+		}
 	}
-	s.touched = append(s.touched, p)
+}
+
+// frozen returns an immutable set of every ban the state holds,
+// remembered ones included. Like View, its cost follows the changes since
+// the last call, not the size of the list.
+func (s *BanState) frozen() *BanSet {
+	switch {
+	case s.every == nil:
+		s.every = newBanSet(s.all())
+	case len(s.everyTouched) > 0:
+		e := s.every.edit()
+		for _, p := range s.everyTouched {
+			if b, ok := s.bans[p]; ok {
+				e.put(b)
+			} else {
+				e.del(p)
+			}
+		}
+		s.every = e.done()
+	}
+	clear(s.everyTouched)
+	s.everyTouched = s.everyTouched[:0]
+	return s.every
 }
 
 // noteEnd lowers nextForget for a ban ending at until.

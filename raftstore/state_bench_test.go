@@ -202,3 +202,28 @@ func BenchmarkSnapshotAt1M(b *testing.B) {
 		b.ReportMetric(float64(size), "bytes")
 	})
 }
+
+// freezeBatch is the bans between two snapshots in BenchmarkFreezeAt1M:
+// the default snapshot_threshold.
+const freezeBatch = 8192
+
+// BenchmarkFreezeAt1M is what a snapshot holds up Raft's applies for at a
+// million bans: freezing the state after snapshot_threshold new bans (the
+// whole write then runs in Persist, beside the applies).
+func BenchmarkFreezeAt1M(b *testing.B) {
+	st := benchState(b)
+	st.Freeze() // the first freeze indexes every ban, as a node's first snapshot does
+	next := uint64(benchBans + 10)
+	var a [4]byte
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		for range freezeBatch {
+			next++
+			binary.BigEndian.PutUint32(a[:], 0x0b000000+uint32(next))
+			st.Apply(next, benchEvent(netip.PrefixFrom(netip.AddrFrom4(a), 32), t0))
+		}
+		b.StartTimer()
+		st.Freeze()
+	}
+}
