@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -30,35 +31,11 @@ change is committed.`,
 }
 
 func newTrustListCmd() *cobra.Command {
-	var (
-		af                 adminFlags
-		kind               string
-		asJSON, consistent bool
-	)
-	cmd := &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List the pins",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			pins, err := admin.ListPins(ctx, socket, kind, consistent)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), pins)
-			}
-			printPins(cmd.OutOrStdout(), pins)
-			return nil
-		},
-	}
-	af.bind(cmd.Flags())
-	bindListFlags(cmd, &asJSON, &consistent)
+	var kind string
+	cmd := newListCmd("List the pins",
+		func(ctx context.Context, socket string, consistent bool) ([]admin.PinEntry, error) {
+			return admin.ListPins(ctx, socket, kind, consistent)
+		}, printPins)
 	cmd.Flags().StringVar(&kind, "kind", "", "list only this kind: claim or upstream")
 	return cmd
 }
@@ -112,20 +89,17 @@ those given does. A public-key pin survives a renewal with the same key.`,
 			if _, err := req.Command(); err != nil {
 				return fmt.Errorf("trust approve: %w", err)
 			}
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			c, err := admin.ApproveTrust(ctx, socket, req)
-			if err != nil {
-				return err
-			}
-			if !c.Changed {
-				fmt.Fprintln(cmd.OutOrStdout(), "already pinned so:")
-			}
-			printPins(cmd.OutOrStdout(), []admin.PinEntry{c.PinEntry})
-			return nil
+			return af.call(cmd, func(ctx context.Context, socket string) error {
+				c, err := admin.ApproveTrust(ctx, socket, req)
+				if err != nil {
+					return err
+				}
+				if !c.Changed {
+					fmt.Fprintln(cmd.OutOrStdout(), "already pinned so:")
+				}
+				printPins(cmd.OutOrStdout(), []admin.PinEntry{c.PinEntry})
+				return nil
+			})
 		},
 	}
 	af.bind(cmd.Flags())
@@ -152,16 +126,9 @@ error.`,
 			if _, err := raftstore.ParseTrustKind(kind); err != nil {
 				return fmt.Errorf("trust revoke: %w", err)
 			}
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			if err := admin.RevokeTrust(ctx, socket, kind, subject); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s %s\n", kind, subject)
-			return nil
+			return af.callThenPrint(cmd, func(ctx context.Context, socket string) error {
+				return admin.RevokeTrust(ctx, socket, kind, subject)
+			}, fmt.Sprintf("revoked %s %s", kind, subject))
 		},
 	}
 	af.bind(cmd.Flags())
