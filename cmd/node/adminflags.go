@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/chimalli/chimalli/ops/config"
@@ -100,6 +102,27 @@ func newListCmd[T any](short string, fetch func(ctx context.Context, socket stri
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&consistent, "consistent", false, "read through the leader: list every change committed before the call (without it the node lists what it has applied, at most a moment behind)")
 	return cmd
+}
+
+// newTable returns a writer that aligns the tab-separated cells of the
+// lines written to it, for w, once flushed.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// printTable prints one line per item, the cells row returns, under the
+// header's, in aligned columns; or the line empty when there are no items.
+func printTable[T any](w io.Writer, empty string, header []string, items []T, row func(T) []string) {
+	if len(items) == 0 {
+		fmt.Fprintln(w, empty)
+		return
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, it := range items {
+		fmt.Fprintln(tw, strings.Join(row(it), "\t"))
+	}
+	tw.Flush()
 }
 
 func printJSON(w io.Writer, v any) error {

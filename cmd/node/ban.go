@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"strconv"
 	"time"
 
 	"github.com/chimalli/chimalli/ops/admin"
@@ -32,21 +32,15 @@ func newBanListCmd() *cobra.Command {
 }
 
 func printBans(w io.Writer, bans []admin.BanEntry, now time.Time) {
-	if len(bans) == 0 {
-		fmt.Fprintln(w, "no active bans")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PREFIX\tUNTIL\tLEFT\tREASON\tSOURCE\tSTRIKES")
-	for _, b := range bans {
+	header := []string{"PREFIX", "UNTIL", "LEFT", "REASON", "SOURCE", "STRIKES"}
+	printTable(w, "no active bans", header, bans, func(b admin.BanEntry) []string {
 		until, left := "permanent", "-" // holds until lifted by hand
 		if b.Until != nil {
 			until = b.Until.Format(time.RFC3339)
 			left = b.Until.Sub(now).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", b.Prefix, until, left, b.Reason, b.Source, b.Strikes)
-	}
-	tw.Flush()
+		return []string{b.Prefix, until, left, b.Reason, b.Source, strconv.Itoa(b.Strikes)}
+	})
 }
 
 func newBanAddCmd() *cobra.Command {

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/chimalli/chimalli/ops/admin"
 	"github.com/chimalli/chimalli/ops/pki"
@@ -50,7 +49,7 @@ state. Nodes that applied the same log show the same state hash.`,
 }
 
 func printStatus(w io.Writer, st cluster.Status) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	leader := st.Leader
 	switch {
 	case leader == "":

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/chimalli/chimalli/ops/admin"
 	"github.com/chimalli/chimalli/ops/config"
@@ -53,16 +52,9 @@ func newRuleLsCmd(list raftstore.RuleList) *cobra.Command {
 }
 
 func printRules(w io.Writer, rules []admin.RuleEntry) {
-	if len(rules) == 0 {
-		fmt.Fprintln(w, "no access rules")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LIST\tPREFIX")
-	for _, r := range rules {
-		fmt.Fprintf(tw, "%s\t%s\n", r.List, r.Prefix)
-	}
-	tw.Flush()
+	printTable(w, "no access rules", []string{"LIST", "PREFIX"}, rules, func(r admin.RuleEntry) []string {
+		return []string{r.List, r.Prefix}
+	})
 }
 
 func newRuleAddCmd(list raftstore.RuleList) *cobra.Command {

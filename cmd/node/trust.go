@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/chimalli/chimalli/ops/admin"
@@ -41,20 +40,14 @@ func newTrustListCmd() *cobra.Command {
 }
 
 func printPins(w io.Writer, pins []admin.PinEntry) {
-	if len(pins) == 0 {
-		fmt.Fprintln(w, "no pins")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tSUBJECT\tCERT\tSPKI\tNOT AFTER\tCREATED")
-	for _, p := range pins {
+	header := []string{"KIND", "SUBJECT", "CERT", "SPKI", "NOT AFTER", "CREATED"}
+	printTable(w, "no pins", header, pins, func(p admin.PinEntry) []string {
 		notAfter := "-"
 		if p.NotAfter != nil {
 			notAfter = p.NotAfter.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Kind, p.Subject, orDash(p.Cert), orDash(p.SPKI), notAfter, p.Created.Format(time.RFC3339))
-	}
-	tw.Flush()
+		return []string{p.Kind, p.Subject, orDash(p.Cert), orDash(p.SPKI), notAfter, p.Created.Format(time.RFC3339)}
+	})
 }
 
 func orDash(s string) string {
