@@ -90,17 +90,6 @@ func tlsFor(t testing.TB, files pki.Files) (server, client *tls.Config) {
 	return server, cred.ClientConfig("")
 }
 
-func peerName(cs tls.ConnectionState) (string, error) {
-	id, err := pki.PeerIdentity(cs)
-	if err != nil {
-		return "", err
-	}
-	if id.Kind != pki.KindNode {
-		return "", fmt.Errorf("peer %s is not a node", id)
-	}
-	return id.Name, nil
-}
-
 func newTestCluster(t testing.TB, ids ...string) *testCluster {
 	t.Helper()
 	return newTestClusterWith(t, nil, nil, ids...)
@@ -142,7 +131,7 @@ func (c *testCluster) config(id, addr string) Config {
 	server, client := tlsFor(c.t, c.pki.Node(id))
 	return Config{
 		ID: id, Dir: filepath.Join(c.dir, id), Listen: addr, Peers: c.peers, BootstrapExpect: len(c.peers),
-		ServerTLS: server, ClientTLS: client, PeerName: peerName,
+		ServerTLS: server, ClientTLS: client, PeerName: pki.PeerNodeName,
 		Timing: testTiming(), AutoBan: raftstore.DefaultAutoBanPolicy(), Logger: testLogger(c.t, id),
 	}
 }
@@ -430,7 +419,7 @@ func TestClusterRefusesNodeFromAnotherAuthority(t *testing.T) {
 	}
 	server, client := tlsFor(t, other.Node("n4"))
 	cfg := Config{ID: "n4", Dir: filepath.Join(t.TempDir(), "n4"), Listen: freeAddr(t), Join: []string{c.peers[0].Addr},
-		ServerTLS: server, ClientTLS: client, PeerName: peerName, Timing: testTiming(),
+		ServerTLS: server, ClientTLS: client, PeerName: pki.PeerNodeName, Timing: testTiming(),
 		AutoBan: raftstore.DefaultAutoBanPolicy(), Logger: testLogger(t, "n4")}
 	n, err := New(cfg)
 	if err != nil {
@@ -461,7 +450,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	l := c.leader()
 	server, client := tlsFor(t, c.pki.Node("spare"))
 	cfg := Config{ID: "spare", Dir: filepath.Join(c.dir, "spare"), Listen: freeAddr(t), Join: []string{c.peers[1].Addr, c.peers[0].Addr},
-		ServerTLS: server, ClientTLS: client, PeerName: peerName, Timing: testTiming(),
+		ServerTLS: server, ClientTLS: client, PeerName: pki.PeerNodeName, Timing: testTiming(),
 		AutoBan: raftstore.DefaultAutoBanPolicy(), Logger: testLogger(t, "spare")}
 	n, err := New(cfg)
 	if err != nil {
