@@ -79,6 +79,12 @@ log: {level: warn, format: json}
 		}
 		banned = strings.Contains(p.stderr.String(), `"msg":"ban added"`)
 	}
+	// The ban is enforced at once by this node and logged once it has
+	// committed through Raft: wait for the line, not for more connections.
+	for deadline := time.Now().Add(10 * time.Second); !banned && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		banned = strings.Contains(p.stderr.String(), `"msg":"ban added"`)
+	}
 	if !banned {
 		t.Fatalf("no ban after %d connections (%v); log:\n%s", len(statuses), statuses, p.stderr)
 	}

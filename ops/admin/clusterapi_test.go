@@ -154,7 +154,10 @@ func TestClusterAPIJoinForwardLeave(t *testing.T) {
 	if err := JoinCluster(ctx, sock1, JoinRequest{ID: "n2", Addr: n2.Addr()}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "n2 to follow n1", func() bool { id, _ := n2.Leader(); return id == "n1" })
+	waitUntil(t, "n2 to follow n1 and know both members", func() bool {
+		id, _ := n2.Leader()
+		return id == "n1" && slices.Equal(n2.Status().Peers, []string{"n1", "n2"})
+	})
 	st, err := ClusterStatus(ctx, sock2)
 	if err != nil || st.NodeID != "n2" || st.State != "follower" || st.Leader != "n1" || !slices.Equal(st.Peers, []string{"n1", "n2"}) {
 		t.Fatalf("status on n2 = %+v, %v", st, err)
