@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-
 // testHasher is a hasher with a fixed key, so golden messages are stable.
 func testHasher(t testing.TB) *IPHasher {
 	t.Helper()

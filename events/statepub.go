@@ -21,12 +21,14 @@ type CommittedLog interface {
 	// IsLeader reports whether this node is the leader now.
 	IsLeader() bool
 	// CommittedRange returns the oldest index the log still holds (0:
-	// none; older entries were compacted into a snapshot) and the commit
-	// index.
-	CommittedRange() (first, commit uint64, err error)
-	// ReadCommitted calls fn with every event at index from..to, in
-	// order, skipping entries that are not events. to is at most the
-	// commit index. An entry compacted away meanwhile is an error.
+	// none; older entries were compacted into a snapshot) and the last
+	// index whose events may be read: committed, and applied on this node.
+	CommittedRange() (first, last uint64, err error)
+	// ReadCommitted calls fn with the events at index from..to (at most
+	// last), in order, skipping entries that are not events and retries
+	// of a command already applied at an earlier index (the same command,
+	// which changed nothing). An entry compacted away meanwhile is an
+	// error.
 	ReadCommitted(from, to uint64, fn func(index uint64, e raftstore.Event) error) error
 	// Applied returns the index the node has applied and a channel closed
 	// when it next advances.
@@ -262,11 +264,11 @@ func (p *StatePublisher) lead(ctx context.Context) error {
 	next := pos.index + 1
 	for ctx.Err() == nil && p.cfg.Log.IsLeader() {
 		_, advanced := p.cfg.Log.Applied() // before reading the commit index: no wake-up is missed
-		first, commit, err := p.cfg.Log.CommittedRange()
+		first, last, err := p.cfg.Log.CommittedRange()
 		if err != nil {
 			return err
 		}
-		if next > commit {
+		if next > last {
 			t := time.NewTimer(p.cfg.Poll)
 			select {
 			case <-advanced:
@@ -280,9 +282,9 @@ func (p *StatePublisher) lead(ctx context.Context) error {
 		if first == 0 || first > next {
 			// The entries from next on were compacted into a snapshot
 			// before they were published: say so, once, in the stream.
-			to := commit
+			to := last
 			if first != 0 {
-				to = min(first-1, commit)
+				to = min(first-1, last)
 			}
 			p.log.Error("state events: committed entries were compacted before they were published; publishing a gap marker",
 				"from", next, "to", to)
@@ -296,7 +298,7 @@ func (p *StatePublisher) lead(ctx context.Context) error {
 			p.missed.Add(to - next + 1)
 			next = to + 1
 		}
-		to := min(commit, next+uint64(4*p.cfg.Window)-1)
+		to := min(last, next+uint64(4*p.cfg.Window)-1)
 		if next <= to {
 			err = p.cfg.Log.ReadCommitted(next, to, func(index uint64, e raftstore.Event) error {
 				m, err := StateMessage(p.cfg.Cluster, index, e, p.cfg.Hasher)
