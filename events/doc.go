@@ -13,4 +13,12 @@
 // AuditVersion, documented in docs/events.md; records never hold a raw
 // address or a query. An AuditLog writes records as JSON lines to the
 // node's audit file without ever blocking the request path.
+//
+// A StatePublisher publishes the cluster's committed state events to a
+// JetStream stream while its node leads, as CloudEvents in the binary
+// mode of the NATS binding (StateMessage): exactly once and in commit
+// order, resuming from the stream's last Raft index rather than from
+// memory. It reads the Raft log through CommittedLog, which
+// raftstore/cluster.Node implements; prefixes are published as keyed
+// hashes, and ticket keys not at all.
 package events
