@@ -32,6 +32,14 @@ type AbuseReporter interface {
 	ReportAbuse(addr netip.Addr, res ratelimit.Result)
 }
 
+// AccessPolicy is the allow/deny layer at accept. *AccessList is the
+// static one; a node swaps in a new AccessList when its replicated rules
+// change. Check must be safe for concurrent use, must not block and
+// should not allocate: it runs on the accept loop.
+type AccessPolicy interface {
+	Check(addr netip.Addr) Reason
+}
+
 // ClientHasher turns a client address into a keyed hash that is safe to
 // log and publish. Raw client addresses never leave the node.
 type ClientHasher interface {
@@ -43,7 +51,7 @@ type ClientHasher interface {
 // Every collaborator is optional: a nil one admits everything. A Layers is
 // safe for concurrent use once built.
 type Layers struct {
-	Access  *AccessList
+	Access  AccessPolicy
 	Bans    BanView
 	Limiter Limiter
 	Abuse   AbuseReporter // told of hard rate-limit refusals; nil: nobody
@@ -75,8 +83,10 @@ type Decision struct {
 // limit. It is cheap enough to run on the accept loop.
 func (l *Layers) Admit(addr netip.Addr, now time.Time) Admission {
 	addr = addr.Unmap()
-	if r := l.Access.Check(addr); r != ReasonNone {
-		return Admission{Reason: r}
+	if l.Access != nil {
+		if r := l.Access.Check(addr); r != ReasonNone {
+			return Admission{Reason: r}
+		}
 	}
 	if l.Bans != nil && l.Bans.Banned(addr, now) {
 		return Admission{Reason: ReasonBanned}

@@ -195,3 +195,19 @@ func (s *BanState) View(now time.Time) *BanSet {
 	}
 	return newBanSet(active)
 }
+
+// all returns every ban the state holds, remembered ones included, in no
+// order.
+func (s *BanState) all() []Ban {
+	out := make([]Ban, 0, len(s.bans))
+	for _, b := range s.bans {
+		out = append(out, b)
+	}
+	return out
+}
+
+// restore puts b back as a snapshot recorded it.
+func (s *BanState) restore(b Ban) {
+	s.bans[b.Prefix] = b
+	s.noteEnd(b.Until)
+}

@@ -22,7 +22,7 @@ import (
 	"github.com/chimalli/chimalli/ops/admin"
 	"github.com/chimalli/chimalli/ops/config"
 	"github.com/chimalli/chimalli/ops/logging"
-	"github.com/chimalli/chimalli/raftstore"
+	"github.com/chimalli/chimalli/raftstore/cluster"
 	"github.com/chimalli/chimalli/ratelimit"
 	"github.com/chimalli/chimalli/tofu"
 	"github.com/spf13/cobra"
@@ -75,7 +75,12 @@ letting requests in flight finish (up to 10 s).`,
 type node struct {
 	srv     *gateway.Server
 	admin   *admin.Admin
+	state   *cluster.Node
 	closers []io.Closer
+	// fatal receives the cluster state's fatal error (an entry of an
+	// unknown schema version): the node then stops with it.
+	fatal chan error
+	bg    context.CancelFunc // stops background work (pin import)
 }
 
 func runNode(ctx context.Context, cfg *config.Config, out io.Writer) error {
@@ -96,6 +101,10 @@ func runNode(ctx context.Context, cfg *config.Config, out io.Writer) error {
 			if err := n.srv.ReloadCertificates(); err != nil {
 				logger.Error("reload certificates", "err", err)
 			}
+		case err := <-n.fatal:
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			defer cancel()
+			return errors.Join(fmt.Errorf("cluster state: %w", err), n.close(sctx))
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 			defer cancel()
@@ -113,7 +122,7 @@ func runNode(ctx context.Context, cfg *config.Config, out io.Writer) error {
 // open the audit file, create the data directory, the pin stores and the
 // generated certificates.
 func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out io.Writer) (_ *node, err error) {
-	n := &node{}
+	n := &node{fatal: make(chan error, 1)}
 	ln, err := gateway.Listen(ctx, cfg.Gateway.Listen)
 	if err != nil {
 		return nil, err
@@ -156,18 +165,6 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	if err != nil {
 		return nil, fmt.Errorf("rate_limit: %w", err)
 	}
-	bans, err := raftstore.NewBans(raftstore.BansConfig{
-		AutoBan: cfg.AutoBanPolicy(),
-		Logger:  logger,
-		Hasher:  hasher,
-		// Lifting a ban starts its clients afresh at this node's limiter.
-		Forgiver: limiter,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("auto_ban: %w", err)
-	}
-	bans.Open()
-	n.closers = append(n.closers, bans)
 	allow, err := cfg.Access.AllowPrefixes()
 	if err != nil {
 		return nil, err
@@ -177,6 +174,23 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 		return nil, err
 	}
 	groups, err := cfg.Gateway.TLS.CurvePreferences()
+	if err != nil {
+		return nil, err
+	}
+	id, err := cfg.NodeID()
+	if err != nil {
+		return nil, err
+	}
+	access := newAccessView(allow, deny, cfg.Access.DefaultAllow)
+	// Lifting a ban starts its clients afresh at this node's limiter,
+	// before the new ban view admits them.
+	state, err := clusterNode(cfg, id, logger, hasher, func(p netip.Prefix) { limiter.ResetPrefix(p) }, access.update,
+		func(err error) {
+			select {
+			case n.fatal <- err:
+			default:
+			}
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -193,17 +207,31 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	if err != nil {
 		return nil, err
 	}
-	if claims == nil {
-		if claims, err = tofu.OpenFileStore(cfg.PinsFile()); err != nil {
-			return nil, fmt.Errorf("pins: %w", err)
+	if err := state.Open(ctx); err != nil {
+		return nil, err
+	}
+	n.state = state
+	if cfg.Cluster.Listen == "" {
+		// A cluster of one elects itself within milliseconds: serve only
+		// once it can commit, so the first auto-ban or claim does not wait.
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := state.WaitLeader(wctx)
+		cancel()
+		if err != nil {
+			return nil, err
 		}
 	}
-	if upstreamPins == nil {
-		if upstreamPins, err = tofu.OpenFileStore(cfg.KnownHostsFile()); err != nil {
-			return nil, fmt.Errorf("upstream known hosts: %w", err)
+	// Pin files from before the cluster are committed as claims once, in
+	// the background (a new cluster may not have its leader yet).
+	bg, cancelBG := context.WithCancel(context.Background())
+	n.bg = cancelBG
+	for _, f := range []*tofu.FileStore{claims, upstreamPins} {
+		if f != nil {
+			go importPins(bg, state, f.Path(), logger)
 		}
 	}
-	hosts, err := buildHosts(cfg, docroots, upstreamPins)
+	pins := state.PinStore()
+	hosts, err := buildHosts(cfg, docroots, pins)
 	if err != nil {
 		return nil, err
 	}
@@ -222,17 +250,18 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 			MaxTitanBytes:    int64(lim.MaxTitanBytes),
 		},
 		Layers: gateway.Layers{
-			Access:  gateway.NewAccessList(allow, deny, cfg.Access.DefaultAllow),
-			Bans:    bans,
+			Access:  access,
+			Bans:    state,
 			Limiter: limiter,
-			Abuse:   bans,
-			Pins:    claims,
+			Abuse:   state,
+			Pins:    pins,
 		},
 		KeyExchanges: groups,
 		Sessions: gateway.SessionPolicy{
 			Disabled:     !cfg.Gateway.TLS.SessionTickets,
 			Lifetime:     cfg.Gateway.TLS.SessionLifetime,
 			CertLifetime: cfg.Gateway.TLS.CertSessionLifetime,
+			Keys:         &ticketKeys{node: state, keep: max(cfg.Gateway.TLS.SessionLifetime, cfg.Gateway.TLS.CertSessionLifetime)},
 		},
 		Audit:  audit,
 		Hasher: hasher,
@@ -248,7 +277,7 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	n.closers = append(n.closers, sweeper(limiter, time.Minute))
 
 	n.admin = admin.NewAdmin(cfg.AdminSocket(), func() error { return nil }, logger)
-	n.admin.HandleBans(bans)
+	n.admin.HandleBans(state)
 	if err := n.admin.Open(ctx); err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
@@ -327,6 +356,12 @@ func (n *node) close(ctx context.Context) error {
 	}
 	if n.srv != nil {
 		errs = append(errs, n.srv.Close(ctx))
+	}
+	if n.bg != nil {
+		n.bg()
+	}
+	if n.state != nil {
+		errs = append(errs, n.state.Close())
 	}
 	for _, c := range n.closers {
 		errs = append(errs, c.Close())

@@ -88,7 +88,7 @@ func TestStartWritesDataDirAfterChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.close(context.Background())
-	for _, p := range []string{filepath.Join(cfg.CertDir(), "localhost.key"), cfg.Audit.File, cfg.PinsFile()} {
+	for _, p := range []string{filepath.Join(cfg.CertDir(), "localhost.key"), cfg.Audit.File, filepath.Join(cfg.RaftDir(), "raft.db")} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("after start: %v", err)
 		}

@@ -213,6 +213,7 @@ func listenPrivate(path string) (net.Listener, os.FileInfo, error) {
 type statusBody struct {
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	Index  uint64 `json:"index,omitempty"` // a write's Raft log index, once committed
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

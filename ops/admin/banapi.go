@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,16 +11,6 @@ import (
 	"github.com/chimalli/chimalli/ops/config"
 	"github.com/chimalli/chimalli/raftstore"
 )
-
-// BanStore is what the admin API's ban endpoints need of the node's ban
-// state. *raftstore.Bans implements it.
-type BanStore interface {
-	// Add validates c (errors wrapping raftstore.ErrInvalidCommand are the
-	// caller's fault) and applies it.
-	Add(ctx context.Context, c raftstore.BanCommand) error
-	Lift(ctx context.Context, prefix netip.Prefix) error
-	View() *raftstore.BanSet
-}
 
 // BanEntry is one ban as the admin API lists it.
 type BanEntry struct {
@@ -77,19 +66,23 @@ func (r BanRequest) Command() (raftstore.BanCommand, error) {
 // of at most raftstore.MaxReasonLen bytes fit many times over.
 const maxBanBody = 4 << 10
 
-// HandleBans serves the ban endpoints on a (GET: list active bans; POST: add
-// one; DELETE ?prefix=: lift one). The admin socket is the node's local
-// operator surface (mode 0600): bans name raw prefixes, as enforcement
-// state must; they never go into logs or events.
-func (a *Admin) HandleBans(store BanStore) {
+// HandleBans serves the ban endpoints (GET: list active bans,
+// ?consistent=1 for a linearizable read through the leader; POST: add one;
+// DELETE ?prefix=: lift one). Writes commit cluster-wide before they
+// answer. The admin socket is the node's local operator surface (mode
+// 0600): bans name raw prefixes, as enforcement state must; they never go
+// into logs or events.
+func (a *Admin) HandleBans(st State) {
 	a.mux.Handle("/bans", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			listBans(w, store)
+			if consistent(w, r, st) {
+				listBans(w, st)
+			}
 		case http.MethodPost:
-			addBan(w, r, store)
+			addBan(w, r, st)
 		case http.MethodDelete:
-			liftBan(w, r, store)
+			liftBan(w, r, st)
 		default:
 			w.Header().Set("Allow", "GET, HEAD, POST, DELETE")
 			writeJSON(w, http.StatusMethodNotAllowed, statusBody{Status: "method_not_allowed", Error: r.Method + " is not allowed"})
@@ -97,13 +90,10 @@ func (a *Admin) HandleBans(store BanStore) {
 	}))
 }
 
-func listBans(w http.ResponseWriter, store BanStore) {
-	now := time.Now()
+func listBans(w http.ResponseWriter, st State) {
 	out := []BanEntry{}
-	for _, b := range store.View().Bans() {
-		if b.ActiveAt(now) {
-			out = append(out, banEntry(b))
-		}
+	for _, b := range st.ActiveBans(time.Now()) {
+		out = append(out, banEntry(b))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -119,17 +109,26 @@ func banEntry(b raftstore.Ban) BanEntry {
 	return e
 }
 
-func addBan(w http.ResponseWriter, r *http.Request, store BanStore) {
-	var req BanRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBanBody))
+// decodeBody decodes a JSON body of at most limit bytes, refusing unknown
+// fields; it reports false after answering an error.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := dec.Decode(v); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, statusBody{Status: "too_large", Error: fmt.Sprintf("body: larger than %d bytes", maxBanBody)})
-			return
+			writeJSON(w, http.StatusRequestEntityTooLarge, statusBody{Status: "too_large", Error: fmt.Sprintf("body: larger than %d bytes", limit)})
+			return false
 		}
 		badRequest(w, fmt.Errorf("body: %w", err))
+		return false
+	}
+	return true
+}
+
+func addBan(w http.ResponseWriter, r *http.Request, st State) {
+	var req BanRequest
+	if !decodeBody(w, r, maxBanBody, &req) {
 		return
 	}
 	c, err := req.Command()
@@ -137,46 +136,55 @@ func addBan(w http.ResponseWriter, r *http.Request, store BanStore) {
 		badRequest(w, err)
 		return
 	}
-	if err := store.Add(r.Context(), c); err != nil {
-		switch {
-		case errors.Is(err, raftstore.ErrBroadPrefix):
-			badRequest(w, fmt.Errorf(`%w (send "force": true to ban it anyway)`, err))
-		case errors.Is(err, raftstore.ErrInvalidCommand), errors.Is(err, raftstore.ErrInvalidEvent):
-			badRequest(w, err)
-		default:
-			writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable", Error: err.Error()})
+	// The leader applies the same rule; checking here too keeps the
+	// error's detail (a broad prefix's hint) whichever node answers.
+	if err := c.Validate(); err != nil {
+		if errors.Is(err, raftstore.ErrBroadPrefix) {
+			err = fmt.Errorf(`%w (send "force": true to ban it anyway)`, err)
 		}
+		badRequest(w, err)
 		return
 	}
-	for _, b := range store.View().Bans() {
-		if b.Prefix == c.Prefix {
+	cmd := raftstore.Command{Op: raftstore.OpBanAdd, Prefix: c.Prefix, Duration: c.Duration, Permanent: c.Permanent,
+		Reason: c.Reason, Force: c.Force}
+	if _, err := st.Apply(r.Context(), cmd); err != nil {
+		writeApplyError(w, err)
+		return
+	}
+	p := c.Prefix.Masked()
+	for _, b := range st.ActiveBans(time.Now()) {
+		if b.Prefix == p || b.Prefix == normalize(c.Prefix) {
 			writeJSON(w, http.StatusOK, banEntry(b))
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, BanEntry{Prefix: c.Prefix.String()})
+	writeJSON(w, http.StatusOK, BanEntry{Prefix: p.String()})
 }
 
-func liftBan(w http.ResponseWriter, r *http.Request, store BanStore) {
+// normalize unmaps an IPv4-mapped prefix as the state stores it.
+func normalize(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96).Masked()
+	}
+	return p.Masked()
+}
+
+func liftBan(w http.ResponseWriter, r *http.Request, st State) {
 	p, err := config.ParsePrefix(r.URL.Query().Get("prefix"))
 	if err != nil {
 		badRequest(w, fmt.Errorf("prefix: %w", err))
 		return
 	}
-	found := false
-	now := time.Now()
-	for _, b := range store.View().Bans() {
-		found = found || b.Prefix == p && b.ActiveAt(now)
+	res, err := st.Apply(r.Context(), raftstore.Command{Op: raftstore.OpBanLift, Prefix: p})
+	if err != nil {
+		writeApplyError(w, err)
+		return
 	}
-	if !found {
+	if !res.Changed && res.Duplicate == 0 {
 		writeJSON(w, http.StatusNotFound, statusBody{Status: "not_found", Error: "no active ban for " + p.String()})
 		return
 	}
-	if err := store.Lift(r.Context(), p); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable", Error: err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, statusBody{Status: "ok"})
+	writeJSON(w, http.StatusOK, statusBody{Status: "ok", Index: res.Index})
 }
 
 func badRequest(w http.ResponseWriter, err error) {

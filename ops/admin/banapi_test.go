@@ -14,16 +14,25 @@ import (
 
 	"github.com/chimalli/chimalli/ops/testlog"
 	"github.com/chimalli/chimalli/raftstore"
+	"github.com/chimalli/chimalli/raftstore/cluster"
 )
 
-func openBanAdmin(t *testing.T) (string, *raftstore.Bans) {
+// openBanAdmin serves the ban endpoints of a real single-node cluster
+// (Raft over its in-memory transport, log in a temp dir).
+func openBanAdmin(t *testing.T) (string, *cluster.Node) {
 	t.Helper()
-	bans, err := raftstore.NewBans(raftstore.BansConfig{AutoBan: raftstore.DefaultAutoBanPolicy(), Logger: testlog.New(t)})
+	bans, err := cluster.New(cluster.Config{ID: "n1", Dir: t.TempDir(), BootstrapExpect: 1,
+		AutoBan: raftstore.DefaultAutoBanPolicy(), Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bans.Open()
+	if err := bans.Open(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { bans.Close() })
+	if err := bans.WaitLeader(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(shortDir(t), "a.sock")
 	a := NewAdmin(path, nil, testlog.New(t))
 	a.HandleBans(bans)
@@ -171,7 +180,7 @@ func TestBanAPIGuardRails(t *testing.T) {
 			}
 		})
 	}
-	if n := bans.View().Len(); n != 0 {
+	if n := bans.BanSet().Len(); n != 0 {
 		t.Fatalf("refused requests left %d bans", n)
 	}
 

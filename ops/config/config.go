@@ -39,6 +39,8 @@ type Config struct {
 	TOFU TOFUConfig `koanf:"tofu"`
 	// Admin configures the admin socket.
 	Admin AdminConfig `koanf:"admin"`
+	// Cluster is the node's membership of the Raft cluster.
+	Cluster ClusterConfig `koanf:"cluster"`
 	// Log configures the logger.
 	Log LogConfig `koanf:"log"`
 }
@@ -333,8 +335,9 @@ func DefaultConfig() *Config {
 			Escalate:  ab.Escalate,
 			Max:       ab.Max,
 		},
-		Audit: AuditConfig{Buffer: events.DefaultAuditBuffer},
-		Log:   LogConfig{Level: "error", Format: "json"},
+		Audit:   AuditConfig{Buffer: events.DefaultAuditBuffer},
+		Cluster: defaultCluster(),
+		Log:     LogConfig{Level: "error", Format: "json"},
 	}
 }
 

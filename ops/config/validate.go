@@ -90,6 +90,7 @@ func (c *Config) Validate() error {
 	c.validateAutoBan(&v)
 	c.validateAudit(&v)
 	c.validateAdmin(&v)
+	c.validateCluster(&v)
 	c.validateLog(&v)
 	return errors.Join(v.errs...)
 }

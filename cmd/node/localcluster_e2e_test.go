@@ -1,0 +1,184 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chimalli/chimalli/tofu/tofutest"
+)
+
+// exampleDir is the walk-through this test follows.
+const exampleDir = "../../docs/examples/local-cluster"
+
+// copyExample copies the local-cluster example into a temp dir, with its
+// fixed ports (Gemini 197N, cluster 700N) replaced by free ones so the
+// test cannot collide with anything else on the machine. It returns the
+// dir and each node's Gemini address.
+func copyExample(t *testing.T) (string, map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(exampleDir)); err != nil {
+		t.Fatal(err)
+	}
+	gemini := map[string]string{}
+	repl := []string{}
+	for i := 1; i <= 3; i++ {
+		g, c := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		repl = append(repl, fmt.Sprintf("127.0.0.1:197%d", i), g, fmt.Sprintf("127.0.0.1:700%d", i), c)
+		gemini[fmt.Sprintf("n%d", i)] = g
+	}
+	r := strings.NewReplacer(repl...)
+	for i := 1; i <= 3; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("n%d.yaml", i))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(r.Replace(string(b))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, gemini
+}
+
+// fetchWithCert requests path from addr presenting cert (none when nil).
+func fetchWithCert(addr, path string, cert *tls.Certificate) (string, error) {
+	cfg := &tls.Config{ServerName: "localhost", InsecureSkipVerify: true}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(c, "gemini://localhost%s\r\n", path); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	if err != nil && len(b) == 0 {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\r\n")
+	return line, nil
+}
+
+// eventually polls cond until it holds or 20 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestE2ELocalClusterExample follows docs/examples/local-cluster/README.md
+// with the built binary: cluster init, three nodes from n1..n3.yaml, a ban
+// through n1 enforced by n3, a claim made on n1 holding on n2 and n3, a
+// node killed with -9 while the others go on writing, and its catch-up.
+func TestE2ELocalClusterExample(t *testing.T) {
+	dir, gemini := copyExample(t)
+	if out, errOut, code := chimalli(t, dir, "cluster", "init", "--nodes", "n1,n2,n3", "--out", "certs"); code != 0 {
+		t.Fatalf("cluster init: %d %q %q", code, out, errOut)
+	}
+	nodes := map[string]*nodeProc{}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		nodes[id] = spawnNode(t, dir, "--config", id+".yaml")
+	}
+	// The README's ban, through n1, listed by n3.
+	eventually(t, "a ban through n1 (a leader elected)", func() bool {
+		_, _, code := chimalli(t, dir, "ban", "add", "--config", "n1.yaml", "192.0.2.7", "--for", "1h")
+		return code == 0
+	})
+	if out, errOut, code := chimalli(t, dir, "ban", "ls", "--config", "n3.yaml"); code != 0 || !strings.Contains(out, "192.0.2.7/32") {
+		t.Fatalf("ban ls on n3: %d %q %q", code, out, errOut)
+	}
+	// A ban of a client this test can connect from: n3 refuses it.
+	if out, errOut, code := chimalli(t, dir, "ban", "add", "--config", "n1.yaml", "127.0.0.7", "--for", "1h"); code != 0 {
+		t.Fatalf("ban add 127.0.0.7: %d %q %q", code, out, errOut)
+	}
+	eventually(t, "n3 to refuse the client banned through n1", func() bool {
+		_, err := fetchFrom("127.0.0.7", gemini["n3"], "/")
+		return err != nil && isRefusal(err)
+	})
+	if line, err := fetchFrom("127.0.0.8", gemini["n3"], "/"); err != nil || !strings.HasPrefix(line, "20") {
+		t.Fatalf("another client on n3: %q, %v", line, err)
+	}
+
+	// The first certificate on /claim/, through n1, owns it on n2 and n3.
+	alice, mallory := tofutest.LoopbackCert(t, "alice"), tofutest.LoopbackCert(t, "mallory")
+	if line, err := fetchWithCert(gemini["n1"], "/claim/", &alice); err != nil || !strings.HasPrefix(line, "20") {
+		t.Fatalf("alice's first use on n1: %q, %v", line, err)
+	}
+	for _, id := range []string{"n2", "n3"} {
+		if line, err := fetchWithCert(gemini[id], "/claim/", &mallory); err != nil || !strings.HasPrefix(line, "61") {
+			t.Fatalf("mallory on %s: %q, %v; want 61", id, line, err)
+		}
+		if line, err := fetchWithCert(gemini[id], "/claim/", &alice); err != nil || !strings.HasPrefix(line, "20") {
+			t.Fatalf("alice on %s: %q, %v", id, line, err)
+		}
+	}
+
+	// Session tickets are sealed with keys every node shares (the leader
+	// commits them), so a session begun on n1 resumes on n2. (With a
+	// certificate: this host has certificate routes, where an anonymous
+	// session is never resumed; see docs/security.md.)
+	cache := tls.NewLRUClientSessionCache(8)
+	try := 0
+	resumeOn := func(addr string) (bool, error) {
+		// A fresh source address per try keeps the attempts under the
+		// per-client rate limit.
+		try++
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(try))}, Timeout: 5 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: "localhost", InsecureSkipVerify: true, ClientSessionCache: cache,
+			Certificates: []tls.Certificate{alice}})
+		if err != nil {
+			return false, err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "gemini://localhost/\r\n")
+		io.ReadAll(c) // TLS 1.3 tickets arrive after the handshake
+		return c.ConnectionState().DidResume, nil
+	}
+	eventually(t, "a session from n1 to resume on n2", func() bool {
+		if _, err := resumeOn(gemini["n1"]); err != nil {
+			t.Fatal(err)
+		}
+		resumed, err := resumeOn(gemini["n2"])
+		return err == nil && resumed
+	})
+
+	// n1 killed with -9: the others still commit (a new leader if n1 led).
+	nodes["n1"].cmd.Process.Kill()
+	<-nodes["n1"].exited
+	nodes["n1"].done = true
+	eventually(t, "a ban through n2 with n1 down", func() bool {
+		_, _, code := chimalli(t, dir, "ban", "add", "--config", "n2.yaml", "127.0.0.9", "--for", "1h", "--timeout", "3s")
+		return code == 0
+	})
+	eventually(t, "n3 to refuse the client banned through n2", func() bool {
+		_, err := fetchFrom("127.0.0.9", gemini["n3"], "/")
+		return err != nil && isRefusal(err)
+	})
+	// n1 comes back with its log and catches up.
+	nodes["n1"] = spawnNode(t, dir, "--config", "n1.yaml")
+	eventually(t, "n1 to catch up after the restart", func() bool {
+		_, err := fetchFrom("127.0.0.9", gemini["n1"], "/")
+		return err != nil && isRefusal(err)
+	})
+	if line, err := fetchWithCert(gemini["n1"], "/claim/", &mallory); err != nil || !strings.HasPrefix(line, "61") {
+		t.Fatalf("mallory on the restarted n1: %q, %v; want 61", line, err)
+	}
+}

@@ -1,0 +1,333 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/chimalli/chimalli/raftstore"
+	"github.com/chimalli/chimalli/tofu"
+	"github.com/hashicorp/raft"
+)
+
+// The forwarding protocol (ALPN ProtoForward): on a mutual-TLS connection
+// between two nodes, the caller writes one JSON request per line and reads
+// one JSON response per line, in order. Connections are pooled per peer.
+// The callee serves a request only as the leader; otherwise it answers
+// codeNotLeader and the caller looks for the leader again.
+
+type fwdRequest struct {
+	Apply     *raftstore.Command `json:"apply,omitempty"`
+	ReadIndex bool               `json:"read_index,omitempty"`
+	Join      *Peer              `json:"join,omitempty"`
+	Leave     string             `json:"leave,omitempty"`
+}
+
+type fwdResponse struct {
+	Index     uint64   `json:"index,omitempty"`
+	Changed   bool     `json:"changed,omitempty"`
+	Duplicate uint64   `json:"duplicate,omitempty"`
+	Type      string   `json:"type,omitempty"`
+	Pin       *wirePin `json:"pin,omitempty"`
+	Code      string   `json:"code,omitempty"`
+	Err       string   `json:"err,omitempty"`
+	Leader    string   `json:"leader,omitempty"` // with codeNotLeader: the leader's cluster port, when known
+}
+
+type wirePin struct {
+	Kind     tofu.PinKind  `json:"kind"`
+	Scope    string        `json:"scope"`
+	Identity tofu.Identity `json:"identity"`
+	NotAfter time.Time     `json:"not_after"`
+	Created  time.Time     `json:"created"`
+}
+
+// Response codes. An empty code with an empty Err is success.
+const (
+	codeNotLeader = "not_leader" // ask the leader instead (retryable)
+	codeRefused   = "refused"    // the command is invalid: raftstore.ErrRefused
+	codeFailed    = "failed"     // the leader's state stopped
+	codeDenied    = "denied"     // the caller may not ask this
+	codeError     = "error"      // anything else
+)
+
+// errForwardUnavailable wraps transport failures of forwarding: the leader
+// was unreachable or the connection broke. Retryable.
+var errForwardUnavailable = errors.New("leader unreachable")
+
+// maxForwardLine bounds one request or response line.
+const maxForwardLine = 64 << 10
+
+type forwarder struct {
+	n    *Node
+	d    dialer
+	mu   sync.Mutex
+	idle map[string][]*fwdConn
+	done chan struct{}
+}
+
+type fwdConn struct {
+	c  *tls.Conn
+	r  *bufio.Reader
+	to string
+}
+
+func newForwarder(n *Node) *forwarder {
+	return &forwarder{n: n, d: newDialer(n.cfg.ClientTLS, ProtoForward), idle: map[string][]*fwdConn{}, done: make(chan struct{})}
+}
+
+func (f *forwarder) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.done:
+	default:
+		close(f.done)
+	}
+	for _, cs := range f.idle {
+		for _, c := range cs {
+			c.c.Close()
+		}
+	}
+	f.idle = map[string][]*fwdConn{}
+}
+
+func (f *forwarder) get(ctx context.Context, addr string) (*fwdConn, error) {
+	f.mu.Lock()
+	if cs := f.idle[addr]; len(cs) > 0 {
+		c := cs[len(cs)-1]
+		f.idle[addr] = cs[:len(cs)-1]
+		f.mu.Unlock()
+		return c, nil
+	}
+	f.mu.Unlock()
+	tc, err := f.d.dial(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errForwardUnavailable, err)
+	}
+	return &fwdConn{c: tc, r: bufio.NewReaderSize(tc, 4096), to: addr}, nil
+}
+
+func (f *forwarder) put(c *fwdConn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.done:
+		c.c.Close()
+		return
+	default:
+	}
+	if len(f.idle[c.to]) >= 8 {
+		c.c.Close()
+		return
+	}
+	f.idle[c.to] = append(f.idle[c.to], c)
+}
+
+// call sends req to addr and returns its response. A response with a code
+// becomes an error.
+func (f *forwarder) call(ctx context.Context, addr string, req fwdRequest) (fwdResponse, error) {
+	c, err := f.get(ctx, addr)
+	if err != nil {
+		return fwdResponse{}, err
+	}
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(f.n.cfg.Timing.ApplyTimeout + 5*time.Second)
+	}
+	c.c.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	b, err := json.Marshal(req)
+	if err != nil {
+		c.c.Close()
+		return fwdResponse{}, err
+	}
+	var resp fwdResponse
+	if _, err = c.c.Write(append(b, '\n')); err == nil {
+		var line []byte
+		line, err = readLine(c.r)
+		if err == nil {
+			err = json.Unmarshal(line, &resp)
+		}
+	}
+	if err != nil {
+		c.c.Close()
+		if ctx.Err() != nil {
+			return fwdResponse{}, fmt.Errorf("forward to %s: %w", addr, ctx.Err())
+		}
+		return fwdResponse{}, fmt.Errorf("%w: %s: %w", errForwardUnavailable, addr, err)
+	}
+	c.c.SetDeadline(time.Time{})
+	f.put(c)
+	switch resp.Code {
+	case "":
+		return resp, nil
+	case codeNotLeader:
+		return resp, fmt.Errorf("%w: %s", ErrNoLeader, resp.Err)
+	case codeRefused:
+		return resp, fmt.Errorf("%w: %s", raftstore.ErrRefused, resp.Err)
+	case codeFailed:
+		return resp, fmt.Errorf("%w: %s", ErrFailed, resp.Err)
+	case codeDenied:
+		return resp, fmt.Errorf("forward to %s: denied: %s", addr, resp.Err)
+	}
+	return resp, fmt.Errorf("forward to %s: %s", addr, resp.Err)
+}
+
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, isPrefix, err := r.ReadLine()
+		if err != nil {
+			return nil, err
+		}
+		line = append(line, chunk...)
+		if len(line) > maxForwardLine {
+			return nil, errors.New("line too long")
+		}
+		if !isPrefix {
+			return line, nil
+		}
+	}
+}
+
+func (f *forwarder) apply(ctx context.Context, addr string, cmd raftstore.Command) (raftstore.Result, error) {
+	resp, err := f.call(ctx, addr, fwdRequest{Apply: &cmd})
+	if err != nil {
+		return raftstore.Result{}, err
+	}
+	res := raftstore.Result{Index: resp.Index, Changed: resp.Changed, Duplicate: resp.Duplicate, Type: raftstore.EventType(resp.Type)}
+	if resp.Pin != nil {
+		res.Pin = tofu.Pin{Key: tofu.PinKey{Kind: resp.Pin.Kind, Scope: resp.Pin.Scope}, Identity: resp.Pin.Identity,
+			NotAfter: resp.Pin.NotAfter, Created: resp.Pin.Created}
+	}
+	return res, nil
+}
+
+func (f *forwarder) readIndex(ctx context.Context, addr string) (uint64, error) {
+	resp, err := f.call(ctx, addr, fwdRequest{ReadIndex: true})
+	return resp.Index, err
+}
+
+// serve answers forwarded requests until the listener closes.
+func (f *forwarder) serve(ln net.Listener) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.serveConn(c.(*tls.Conn))
+		}()
+	}
+}
+
+func (f *forwarder) serveConn(c *tls.Conn) {
+	defer c.Close()
+	peer, err := f.n.cfg.PeerName(c.ConnectionState())
+	if err != nil {
+		f.n.log.Warn("forward: peer without identity", "err", err)
+		return
+	}
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-f.done:
+			c.SetDeadline(time.Unix(1, 0))
+		case <-stopped:
+		}
+	}()
+	r := bufio.NewReaderSize(c, 4096)
+	for {
+		line, err := readLine(r)
+		if err != nil {
+			return
+		}
+		var req fwdRequest
+		var resp fwdResponse
+		if err := strictJSON(line, &req); err != nil {
+			resp = fwdResponse{Code: codeError, Err: "bad request: " + err.Error()}
+		} else {
+			resp = f.handle(peer, req)
+		}
+		b, _ := json.Marshal(resp)
+		if _, err := c.Write(append(b, '\n')); err != nil {
+			return
+		}
+	}
+}
+
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+func (f *forwarder) handle(peer string, req fwdRequest) fwdResponse {
+	n := f.n
+	if !n.IsLeader() {
+		id, addr := n.Leader()
+		return fwdResponse{Code: codeNotLeader, Err: "leader is " + id, Leader: addr}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timing.ApplyTimeout)
+	defer cancel()
+	switch {
+	case req.Apply != nil:
+		res, err := n.applyLocal(ctx, *req.Apply)
+		if err != nil {
+			return errorResponse(err)
+		}
+		out := fwdResponse{Index: res.Index, Changed: res.Changed, Duplicate: res.Duplicate, Type: string(res.Type)}
+		if !res.Pin.Key.Kind.Valid() {
+			return out
+		}
+		p := res.Pin
+		out.Pin = &wirePin{Kind: p.Key.Kind, Scope: p.Key.Scope, Identity: p.Identity, NotAfter: p.NotAfter, Created: p.Created}
+		return out
+	case req.ReadIndex:
+		idx, err := n.readIndexLocal(ctx)
+		if err != nil {
+			return errorResponse(err)
+		}
+		return fwdResponse{Index: idx}
+	case req.Join != nil:
+		if req.Join.ID != peer {
+			return fwdResponse{Code: codeDenied, Err: fmt.Sprintf("node %s may join only as itself, not as %s", peer, req.Join.ID)}
+		}
+		if err := n.membershipLocal(req); err != nil {
+			return errorResponse(err)
+		}
+		return fwdResponse{}
+	case req.Leave != "":
+		if err := n.membershipLocal(req); err != nil {
+			return errorResponse(err)
+		}
+		return fwdResponse{}
+	}
+	return fwdResponse{Code: codeError, Err: "empty request"}
+}
+
+func errorResponse(err error) fwdResponse {
+	switch {
+	case errors.Is(err, raftstore.ErrRefused):
+		return fwdResponse{Code: codeRefused, Err: err.Error()}
+	case errors.Is(err, ErrFailed):
+		return fwdResponse{Code: codeFailed, Err: err.Error()}
+	case retryable(err), errors.Is(err, raft.ErrEnqueueTimeout):
+		return fwdResponse{Code: codeNotLeader, Err: err.Error()}
+	}
+	return fwdResponse{Code: codeError, Err: err.Error()}
+}

@@ -1,0 +1,201 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The protocols spoken on the cluster port, told apart by TLS ALPN (as
+// Vault does) so that one mutual-TLS port carries both and a connection
+// states what it is for before any byte of it is read.
+const (
+	ProtoRaft    = "chimalli-raft/1"    // hashicorp/raft's network transport
+	ProtoForward = "chimalli-forward/1" // commands forwarded to the leader
+)
+
+// muxHandshakeTimeout bounds a peer's TLS handshake on the cluster port.
+const muxHandshakeTimeout = 5 * time.Second
+
+// ErrMuxClosed is returned by a protocol listener's Accept once the mux is
+// closed.
+var ErrMuxClosed = errors.New("cluster mux closed")
+
+// Mux accepts mutual-TLS connections on one TCP listener and hands each,
+// once its handshake is done, to the listener of the protocol its ALPN
+// names. A connection that fails the handshake (no certificate from the
+// cluster authority, a client certificate that is not a node's, no or
+// an unknown protocol) is closed and logged.
+type Mux struct {
+	ln     net.Listener
+	tlsCfg *tls.Config
+	log    *slog.Logger
+	protos map[string]*protoListener
+	done   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+}
+
+// NewMux returns a mux over ln for the given protocols. serverTLS must
+// require and verify client certificates; its NextProtos are replaced by
+// protos.
+func NewMux(ln net.Listener, serverTLS *tls.Config, log *slog.Logger, protos ...string) (*Mux, error) {
+	if serverTLS == nil || serverTLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		return nil, errors.New("cluster mux: the TLS configuration must require and verify client certificates")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg := serverTLS.Clone()
+	cfg.NextProtos = slices.Clone(protos)
+	m := &Mux{ln: ln, tlsCfg: cfg, log: log, protos: map[string]*protoListener{}, done: make(chan struct{})}
+	for _, p := range protos {
+		m.protos[p] = &protoListener{mux: m, conns: make(chan net.Conn)}
+	}
+	return m, nil
+}
+
+// Listener returns the listener of proto, one of NewMux's protocols.
+func (m *Mux) Listener(proto string) net.Listener { return m.protos[proto] }
+
+// Addr returns the TCP address the mux listens on.
+func (m *Mux) Addr() net.Addr { return m.ln.Addr() }
+
+// Serve accepts connections until Close. It starts a goroutine.
+func (m *Mux) Serve() {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for {
+			c, err := m.ln.Accept()
+			if err != nil {
+				select {
+				case <-m.done:
+					return
+				default:
+				}
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					continue
+				}
+				m.log.Error("cluster port: accept", "err", err)
+				return
+			}
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				m.handshake(c)
+			}()
+		}
+	}()
+}
+
+func (m *Mux) handshake(c net.Conn) {
+	tc := tls.Server(c, m.tlsCfg)
+	ctx, cancel := context.WithTimeout(context.Background(), muxHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		m.log.Warn("cluster port: handshake refused", "remote", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	pl, ok := m.protos[tc.ConnectionState().NegotiatedProtocol]
+	if !ok {
+		m.log.Warn("cluster port: no protocol", "remote", c.RemoteAddr().String())
+		tc.Close()
+		return
+	}
+	select {
+	case pl.conns <- tc:
+	case <-m.done:
+		tc.Close()
+	}
+}
+
+// Close stops accepting and closes the TCP listener; connections already
+// handed over belong to their protocol.
+func (m *Mux) Close() error {
+	var err error
+	m.once.Do(func() {
+		close(m.done)
+		err = m.ln.Close()
+	})
+	m.wg.Wait()
+	return err
+}
+
+// protoListener is the net.Listener of one protocol of a Mux.
+type protoListener struct {
+	mux   *Mux
+	conns chan net.Conn
+}
+
+func (l *protoListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.mux.done:
+		return nil, ErrMuxClosed
+	}
+}
+
+// Close does nothing: the mux owns the TCP listener.
+func (l *protoListener) Close() error { return nil }
+
+func (l *protoListener) Addr() net.Addr { return l.mux.Addr() }
+
+// dialer dials a peer's cluster port with mutual TLS for one protocol.
+type dialer struct {
+	tlsCfg *tls.Config
+}
+
+func newDialer(clientTLS *tls.Config, proto string) dialer {
+	cfg := clientTLS.Clone()
+	cfg.NextProtos = []string{proto}
+	return dialer{tlsCfg: cfg}
+}
+
+func (d dialer) dial(ctx context.Context, addr string) (*tls.Conn, error) {
+	nd := &tls.Dialer{Config: d.tlsCfg}
+	c, err := nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := c.(*tls.Conn)
+	if got := tc.ConnectionState().NegotiatedProtocol; got != d.tlsCfg.NextProtos[0] {
+		tc.Close()
+		return nil, fmt.Errorf("dial %s: peer speaks %q, want %q", addr, got, d.tlsCfg.NextProtos[0])
+	}
+	return tc, nil
+}
+
+// streamLayer is the raft.StreamLayer over a Mux: raft's connections are
+// mutual-TLS connections with ALPN ProtoRaft.
+type streamLayer struct {
+	net.Listener
+	advertise net.Addr
+	d         dialer
+}
+
+var _ raft.StreamLayer = (*streamLayer)(nil)
+
+func (s *streamLayer) Addr() net.Addr {
+	if s.advertise != nil {
+		return s.advertise
+	}
+	return s.Listener.Addr()
+}
+
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return s.d.dial(ctx, string(address))
+}

@@ -1,0 +1,223 @@
+package raftstore
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/chimalli/chimalli/tofu"
+)
+
+// The snapshot format: JSON lines. The first line is a header; then one
+// line per ban (by prefix), rule (by list, prefix), pin (by kind, scope),
+// ticket key (oldest first) and remembered idempotency key (oldest first).
+// The order is fixed, so equal states give byte-identical snapshots, and
+// StateHash is a hash of those bytes.
+
+type snapHeader struct {
+	V     int       `json:"v"`
+	Index uint64    `json:"index"`
+	Time  time.Time `json:"time"`
+	Bans  int       `json:"bans"`
+	Rules int       `json:"rules"`
+	Pins  int       `json:"pins"`
+	Keys  int       `json:"ticket_keys"`
+	Seen  int       `json:"applied"`
+}
+
+type snapBan struct {
+	Prefix  netip.Prefix `json:"prefix"`
+	Since   time.Time    `json:"since"`
+	Until   *time.Time   `json:"until,omitempty"`
+	Reason  string       `json:"reason"`
+	Source  string       `json:"source"`
+	Strikes int          `json:"strikes"`
+}
+
+type snapPin struct {
+	Kind     string           `json:"kind"`
+	Subject  string           `json:"subject"`
+	Cert     tofu.Fingerprint `json:"cert"`
+	SPKI     tofu.Fingerprint `json:"spki"`
+	NotAfter *time.Time       `json:"not_after,omitempty"`
+	Created  time.Time        `json:"created"`
+}
+
+type snapTicketKey struct {
+	ID      uint32    `json:"id"`
+	Key     []byte    `json:"key"`
+	Created time.Time `json:"created"`
+}
+
+type snapApplied struct {
+	Key   string    `json:"key"`
+	Index uint64    `json:"index"`
+	Time  time.Time `json:"time"`
+}
+
+// WriteSnapshot writes the whole state to w in the snapshot format.
+func (s *State) WriteSnapshot(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	bans := s.bans.all()
+	slices.SortFunc(bans, func(a, b Ban) int { return a.Prefix.Compare(b.Prefix) })
+	rules := s.Rules()
+	pins := s.Pins()
+	live := s.order[s.head:]
+	hdr := snapHeader{V: SchemaVersion, Index: s.index, Time: s.last.UTC(), Bans: len(bans), Rules: len(rules),
+		Pins: len(pins), Keys: len(s.tickets), Seen: len(live)}
+	if err := enc.Encode(hdr); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	for _, b := range bans {
+		if err := enc.Encode(snapBan{Prefix: b.Prefix, Since: b.Since.UTC(), Until: timePtr(b.Until), Reason: b.Reason, Source: b.Source, Strikes: b.Strikes}); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+	}
+	for _, r := range rules {
+		if err := enc.Encode(wireRule{List: r.List, Prefix: r.Prefix}); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+	}
+	for _, p := range pins {
+		sp := snapPin{Kind: trustKindName(p.Key.Kind), Subject: p.Key.Scope, Cert: p.Identity.CertFingerprint(),
+			SPKI: p.Identity.SPKIFingerprint(), NotAfter: timePtr(p.NotAfter), Created: p.Created.UTC()}
+		if err := enc.Encode(sp); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+	}
+	for _, k := range s.tickets {
+		if err := enc.Encode(snapTicketKey{ID: k.ID, Key: k.Key[:], Created: k.Created.UTC()}); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+	}
+	for _, key := range live {
+		a := s.applied[key]
+		if err := enc.Encode(snapApplied{Key: key, Index: a.Index, Time: a.Time.UTC()}); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return nil
+}
+
+// ErrBadSnapshot is wrapped by the errors of ReadSnapshot.
+var ErrBadSnapshot = errors.New("bad snapshot")
+
+// ReadSnapshot reads a state written by WriteSnapshot. It refuses a
+// snapshot of another schema version (with an *UnknownVersionError),
+// unknown fields, missing or extra lines and invalid entries.
+func ReadSnapshot(r io.Reader) (*State, error) {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
+	dec.DisallowUnknownFields()
+	var hdr snapHeader
+	if err := dec.Decode(&hdr); err != nil {
+		return nil, fmt.Errorf("%w: header: %w", ErrBadSnapshot, err)
+	}
+	if hdr.V != SchemaVersion {
+		return nil, &UnknownVersionError{Version: hdr.V, Index: hdr.Index}
+	}
+	for _, n := range []int{hdr.Bans, hdr.Rules, hdr.Pins, hdr.Keys, hdr.Seen} {
+		if n < 0 {
+			return nil, fmt.Errorf("%w: header: negative count", ErrBadSnapshot)
+		}
+	}
+	s := NewState()
+	s.index, s.last = hdr.Index, hdr.Time.UTC()
+	for i := range hdr.Bans {
+		var b snapBan
+		if err := dec.Decode(&b); err != nil {
+			return nil, fmt.Errorf("%w: ban %d: %w", ErrBadSnapshot, i, err)
+		}
+		ban := Ban{Prefix: normalizePrefix(b.Prefix), Since: b.Since.UTC(), Reason: b.Reason, Source: b.Source, Strikes: b.Strikes}
+		if b.Until != nil {
+			ban.Until = b.Until.UTC()
+		}
+		if !ban.Prefix.IsValid() || ban.Prefix != b.Prefix || b.Strikes < 1 {
+			return nil, fmt.Errorf("%w: ban %d: invalid", ErrBadSnapshot, i)
+		}
+		if _, dup := s.bans.bans[ban.Prefix]; dup {
+			return nil, fmt.Errorf("%w: ban %d: duplicate prefix %s", ErrBadSnapshot, i, ban.Prefix)
+		}
+		s.bans.restore(ban)
+	}
+	for i := range hdr.Rules {
+		var w wireRule
+		if err := dec.Decode(&w); err != nil {
+			return nil, fmt.Errorf("%w: rule %d: %w", ErrBadSnapshot, i, err)
+		}
+		rule, err := NormalizeRule(w.List, w.Prefix)
+		if err != nil || rule.Prefix != w.Prefix {
+			return nil, fmt.Errorf("%w: rule %d: invalid", ErrBadSnapshot, i)
+		}
+		s.rules[rule] = struct{}{}
+	}
+	for i := range hdr.Pins {
+		var sp snapPin
+		if err := dec.Decode(&sp); err != nil {
+			return nil, fmt.Errorf("%w: pin %d: %w", ErrBadSnapshot, i, err)
+		}
+		kind, err := parseTrustKind(sp.Kind)
+		if err != nil || sp.Cert.Kind != tofu.KindCert || sp.SPKI.Kind != tofu.KindSPKI {
+			return nil, fmt.Errorf("%w: pin %d: invalid", ErrBadSnapshot, i)
+		}
+		p := tofu.Pin{Key: tofu.PinKey{Kind: kind, Scope: sp.Subject}, Identity: tofu.Identity{Cert: sp.Cert.Sum, SPKI: sp.SPKI.Sum},
+			Created: sp.Created.UTC()}
+		if sp.NotAfter != nil {
+			p.NotAfter = sp.NotAfter.UTC()
+		}
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: pin %d: %w", ErrBadSnapshot, i, err)
+		}
+		s.pins[p.Key] = p
+	}
+	for i := range hdr.Keys {
+		var w snapTicketKey
+		if err := dec.Decode(&w); err != nil {
+			return nil, fmt.Errorf("%w: ticket key %d: %w", ErrBadSnapshot, i, err)
+		}
+		if len(w.Key) != 32 || w.ID == 0 {
+			return nil, fmt.Errorf("%w: ticket key %d: invalid", ErrBadSnapshot, i)
+		}
+		k := TicketKeyData{ID: w.ID, Created: w.Created.UTC()}
+		copy(k.Key[:], w.Key)
+		s.tickets = append(s.tickets, k)
+	}
+	for i := range hdr.Seen {
+		var a snapApplied
+		if err := dec.Decode(&a); err != nil {
+			return nil, fmt.Errorf("%w: applied key %d: %w", ErrBadSnapshot, i, err)
+		}
+		if a.Key == "" || len(a.Key) > MaxKeyLen {
+			return nil, fmt.Errorf("%w: applied key %d: invalid", ErrBadSnapshot, i)
+		}
+		if _, dup := s.applied[a.Key]; dup {
+			return nil, fmt.Errorf("%w: applied key %d: duplicate", ErrBadSnapshot, i)
+		}
+		s.applied[a.Key] = appliedKey{Index: a.Index, Time: a.Time.UTC()}
+		s.order = append(s.order, a.Key)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: data after the last entry", ErrBadSnapshot)
+	}
+	return s, nil
+}
+
+// Hash returns a hash of the state: the SHA-256 of its snapshot, in hex.
+// Nodes that applied the same log report the same hash.
+func (s *State) Hash() string {
+	h := sha256.New()
+	if err := s.WriteSnapshot(h); err != nil {
+		return "" // a hash.Hash never fails a write
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
