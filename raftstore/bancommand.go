@@ -22,8 +22,9 @@ const (
 // Bans.Add's for a command it refuses.
 var ErrInvalidCommand = errors.New("invalid ban command")
 
-// ErrBroadPrefix is wrapped by BanCommand.Validate's error for a prefix
-// wider than MinBanBitsIPv4 or MinBanBitsIPv6 without Force.
+// ErrBroadPrefix is wrapped by CheckBreadth's error, and so by
+// BanCommand.Validate's and a deny rule's refusal, for a prefix wider than
+// MinBanBitsIPv4 or MinBanBitsIPv6 without Force.
 var ErrBroadPrefix = errors.New("too broad")
 
 // BanCommand is an operator's request to ban a prefix. Validate is the one
@@ -52,8 +53,10 @@ func (c BanCommand) Validate() error {
 	switch {
 	case !p.IsValid():
 		errs = append(errs, fmt.Errorf("prefix: invalid %q", c.Prefix))
-	case !c.Force && p.Bits() < minBanBits(p):
-		errs = append(errs, fmt.Errorf("prefix: %w: %s is wider than /%d and would shut out every client in it, perhaps you too", ErrBroadPrefix, p, minBanBits(p)))
+	case !c.Force:
+		if err := CheckBreadth(p); err != nil {
+			errs = append(errs, fmt.Errorf("prefix: %w", err))
+		}
 	}
 	switch {
 	case c.Permanent && c.Duration != 0:
@@ -68,6 +71,19 @@ func (c BanCommand) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrInvalidCommand, errors.Join(errs...))
+}
+
+// CheckBreadth returns an error wrapping ErrBroadPrefix when p is wider
+// than MinBanBitsIPv4 (IPv4) or MinBanBitsIPv6 (IPv6): the rule for what
+// shuts clients out, bans and deny rules alike, unless the operator forces
+// it. An IPv4-mapped prefix counts as the IPv4 prefix it maps. An invalid
+// p is not its concern (nil).
+func CheckBreadth(p netip.Prefix) error {
+	p = normalizePrefix(p)
+	if !p.IsValid() || p.Bits() >= minBanBits(p) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is wider than /%d and would shut out every client in it, perhaps you too", ErrBroadPrefix, p, minBanBits(p))
 }
 
 // minBanBits returns the widest prefix length p's family may be banned at

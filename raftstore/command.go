@@ -45,7 +45,7 @@ type Command struct {
 	Identity  tofu.Identity `json:"identity,omitzero"`
 	NotAfter  time.Time     `json:"not_after,omitzero"`
 	Permanent bool          `json:"permanent,omitempty"` // ban.add: explicitly until lifted
-	Force     bool          `json:"force,omitempty"`     // ban.add: allow a very broad prefix
+	Force     bool          `json:"force,omitempty"`     // ban.add, rule.add to deny: allow a very broad prefix (CheckBreadth)
 }
 
 // NewKey returns a random idempotency key.
@@ -112,6 +112,11 @@ func (c Command) Event(st *State, now time.Time, policy AutoBanPolicy) (Event, e
 		if err != nil {
 			return refuse(err)
 		}
+		if c.Op == OpRuleAdd && r.List == ListDeny && !c.Force {
+			if err := CheckBreadth(r.Prefix); err != nil {
+				return refuse(fmt.Errorf("prefix: %w", err))
+			}
+		}
 		e.Type = TypeRuleAdded
 		if c.Op == OpRuleRemove {
 			e.Type = TypeRuleRemoved
@@ -130,7 +135,14 @@ func (c Command) Event(st *State, now time.Time, policy AutoBanPolicy) (Event, e
 		if c.Identity.IsZero() {
 			return refuse(errors.New("identity: missing"))
 		}
-		e.Trust.Cert, e.Trust.SPKI, e.Trust.NotAfter = c.Identity.CertFingerprint(), c.Identity.SPKIFingerprint(), c.NotAfter.UTC()
+		cert, spki := pinHalves(c.Identity) // a zero half is absent: an operator may know only one
+		if cert != nil {
+			e.Trust.Cert = *cert
+		}
+		if spki != nil {
+			e.Trust.SPKI = *spki
+		}
+		e.Trust.NotAfter = c.NotAfter.UTC()
 		e.Type = TypeTrustPinned
 		if c.Op == OpTrustApprove {
 			e.Type = TypeTrustChanged

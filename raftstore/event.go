@@ -73,7 +73,9 @@ type RuleData struct {
 
 // TrustData is the payload of trust.pinned, trust.changed and
 // trust.revoked: the pin's key and, except for trust.revoked, the identity
-// now in force for it.
+// now in force for it: the certificate's fingerprint, its public key's, or
+// both (an operator who approves a rotation may know only one). A zero
+// fingerprint is absent; it never matches (tofu.Compare).
 type TrustData struct {
 	Kind     tofu.PinKind // client claim or upstream server
 	Subject  string       // the pin's scope: "host/path/" or "host:port"
@@ -144,9 +146,10 @@ type wireTicketKey struct {
 	Key []byte `json:"key"`
 }
 
-// trustKindName spells a pin kind in events: "claim" for a client claim,
-// "upstream" for an upstream server.
-func trustKindName(k tofu.PinKind) string {
+// TrustKindName spells a pin kind as events, snapshots and the admin API
+// do: "claim" for a client claim, "upstream" for an upstream server ("" for
+// an invalid kind).
+func TrustKindName(k tofu.PinKind) string {
 	switch k {
 	case tofu.PinClient:
 		return "claim"
@@ -156,7 +159,8 @@ func trustKindName(k tofu.PinKind) string {
 	return ""
 }
 
-func parseTrustKind(s string) (tofu.PinKind, error) {
+// ParseTrustKind parses a pin kind spelt by TrustKindName.
+func ParseTrustKind(s string) (tofu.PinKind, error) {
 	switch s {
 	case "claim":
 		return tofu.PinClient, nil
@@ -192,7 +196,7 @@ func MarshalEvent(e Event) ([]byte, error) {
 		if e.Trust == nil {
 			return nil, fmt.Errorf("marshal %s: no trust payload", e.Type)
 		}
-		w := wireTrust{Kind: trustKindName(e.Trust.Kind), Subject: e.Trust.Subject, NotAfter: timePtr(e.Trust.NotAfter)}
+		w := wireTrust{Kind: TrustKindName(e.Trust.Kind), Subject: e.Trust.Subject, NotAfter: timePtr(e.Trust.NotAfter)}
 		if !e.Trust.Cert.IsZero() {
 			w.Cert = &e.Trust.Cert
 		}
@@ -265,7 +269,7 @@ func (e *Event) decodeData(raw json.RawMessage) error {
 		if err := strictDecode(raw, &w); err != nil {
 			return err
 		}
-		kind, err := parseTrustKind(w.Kind)
+		kind, err := ParseTrustKind(w.Kind)
 		if err != nil {
 			return err
 		}

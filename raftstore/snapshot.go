@@ -42,12 +42,12 @@ type snapBan struct {
 }
 
 type snapPin struct {
-	Kind     string           `json:"kind"`
-	Subject  string           `json:"subject"`
-	Cert     tofu.Fingerprint `json:"cert"`
-	SPKI     tofu.Fingerprint `json:"spki"`
-	NotAfter *time.Time       `json:"not_after,omitempty"`
-	Created  time.Time        `json:"created"`
+	Kind     string            `json:"kind"`
+	Subject  string            `json:"subject"`
+	Cert     *tofu.Fingerprint `json:"cert,omitempty"` // absent: the pin names the public key only
+	SPKI     *tofu.Fingerprint `json:"spki,omitempty"` // absent: the pin names the certificate only
+	NotAfter *time.Time        `json:"not_after,omitempty"`
+	Created  time.Time         `json:"created"`
 }
 
 type snapTicketKey struct {
@@ -87,8 +87,8 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		}
 	}
 	for _, p := range pins {
-		sp := snapPin{Kind: trustKindName(p.Key.Kind), Subject: p.Key.Scope, Cert: p.Identity.CertFingerprint(),
-			SPKI: p.Identity.SPKIFingerprint(), NotAfter: timePtr(p.NotAfter), Created: p.Created.UTC()}
+		sp := snapPin{Kind: TrustKindName(p.Key.Kind), Subject: p.Key.Scope, NotAfter: timePtr(p.NotAfter), Created: p.Created.UTC()}
+		sp.Cert, sp.SPKI = pinHalves(p.Identity)
 		if err := enc.Encode(sp); err != nil {
 			return fmt.Errorf("write snapshot: %w", err)
 		}
@@ -108,6 +108,21 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
 	return nil
+}
+
+// pinHalves returns the fingerprints of id as a pin line carries them: nil
+// for an absent (zero) half.
+func pinHalves(id tofu.Identity) (cert, spki *tofu.Fingerprint) {
+	var zero [32]byte
+	if id.Cert != zero {
+		f := id.CertFingerprint()
+		cert = &f
+	}
+	if id.SPKI != zero {
+		f := id.SPKIFingerprint()
+		spki = &f
+	}
+	return cert, spki
 }
 
 // ErrBadSnapshot is wrapped by the errors of ReadSnapshot.
@@ -166,12 +181,22 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 		if err := dec.Decode(&sp); err != nil {
 			return nil, fmt.Errorf("%w: pin %d: %w", ErrBadSnapshot, i, err)
 		}
-		kind, err := parseTrustKind(sp.Kind)
-		if err != nil || sp.Cert.Kind != tofu.KindCert || sp.SPKI.Kind != tofu.KindSPKI {
+		kind, err := ParseTrustKind(sp.Kind)
+		if err != nil {
 			return nil, fmt.Errorf("%w: pin %d: invalid", ErrBadSnapshot, i)
 		}
-		p := tofu.Pin{Key: tofu.PinKey{Kind: kind, Scope: sp.Subject}, Identity: tofu.Identity{Cert: sp.Cert.Sum, SPKI: sp.SPKI.Sum},
-			Created: sp.Created.UTC()}
+		var cert, spki tofu.Fingerprint
+		if sp.Cert != nil {
+			cert = *sp.Cert
+		}
+		if sp.SPKI != nil {
+			spki = *sp.SPKI
+		}
+		id, err := trustIdentity(cert, spki)
+		if err != nil {
+			return nil, fmt.Errorf("%w: pin %d: %w", ErrBadSnapshot, i, err)
+		}
+		p := tofu.Pin{Key: tofu.PinKey{Kind: kind, Scope: sp.Subject}, Identity: id, Created: sp.Created.UTC()}
 		if sp.NotAfter != nil {
 			p.NotAfter = sp.NotAfter.UTC()
 		}

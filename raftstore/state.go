@@ -206,10 +206,11 @@ func (s *State) applyTrust(t time.Time, e Event) (bool, tofu.Pin, error) {
 		delete(s.pins, key)
 		return had, tofu.Pin{}, nil
 	}
-	if d.Cert.Kind != tofu.KindCert || d.SPKI.Kind != tofu.KindSPKI {
-		return false, prev, fmt.Errorf("%w: trust needs both the cert and the spki fingerprint", ErrInvalidEvent)
+	id, err := trustIdentity(d.Cert, d.SPKI)
+	if err != nil {
+		return false, prev, err
 	}
-	p := tofu.Pin{Key: key, Identity: tofu.Identity{Cert: d.Cert.Sum, SPKI: d.SPKI.Sum}, NotAfter: d.NotAfter.UTC(), Created: t}
+	p := tofu.Pin{Key: key, Identity: id, NotAfter: d.NotAfter.UTC(), Created: t}
 	if err := p.Validate(); err != nil {
 		return false, prev, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
@@ -221,6 +222,22 @@ func (s *State) applyTrust(t time.Time, e Event) (bool, tofu.Pin, error) {
 	}
 	s.pins[key] = p
 	return true, p, nil
+}
+
+// trustIdentity makes the identity of a pin from its fingerprints: the
+// certificate's, its public key's, or both. A zero fingerprint is absent,
+// and so is one whose hash is all zeros (it is the same identity: a zero
+// half never matches a certificate). A present fingerprint must be of its
+// kind, and at least one half must be there.
+func trustIdentity(cert, spki tofu.Fingerprint) (tofu.Identity, error) {
+	if (!cert.IsZero() && cert.Kind != tofu.KindCert) || (!spki.IsZero() && spki.Kind != tofu.KindSPKI) {
+		return tofu.Identity{}, fmt.Errorf("%w: trust: a fingerprint of the wrong kind", ErrInvalidEvent)
+	}
+	id := tofu.Identity{Cert: cert.Sum, SPKI: spki.Sum}
+	if id.IsZero() {
+		return tofu.Identity{}, fmt.Errorf("%w: trust needs the cert or the spki fingerprint", ErrInvalidEvent)
+	}
+	return id, nil
 }
 
 func (s *State) applyTicketKey(t time.Time, e Event) (bool, tofu.Pin, error) {

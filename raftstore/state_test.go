@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,8 +49,15 @@ func randomEvent(r *rand.Rand, at time.Time) Event {
 		e.Type, e.Rule = TypeRuleRemoved, &RuleData{List: []RuleList{ListAllow, ListDeny}[r.IntN(2)], Prefix: p}
 	case 5, 6:
 		e.Type = []EventType{TypeTrustPinned, TypeTrustChanged}[r.IntN(2)]
-		e.Trust = &TrustData{Kind: kind, Subject: sub, Cert: tofu.Fingerprint{Kind: tofu.KindCert, Sum: id},
-			SPKI: tofu.Fingerprint{Kind: tofu.KindSPKI, Sum: id}, NotAfter: at.Add(24 * time.Hour)}
+		e.Trust = &TrustData{Kind: kind, Subject: sub, NotAfter: at.Add(24 * time.Hour)}
+		switch r.IntN(4) { // both halves (a certificate seen), or one (an operator's approval)
+		case 0:
+			e.Trust.Cert = tofu.Fingerprint{Kind: tofu.KindCert, Sum: id}
+		case 1:
+			e.Trust.SPKI = tofu.Fingerprint{Kind: tofu.KindSPKI, Sum: id}
+		default:
+			e.Trust.Cert, e.Trust.SPKI = tofu.Fingerprint{Kind: tofu.KindCert, Sum: id}, tofu.Fingerprint{Kind: tofu.KindSPKI, Sum: id}
+		}
 	case 7:
 		e.Type, e.Trust = TypeTrustRevoked, &TrustData{Kind: kind, Subject: sub}
 	case 8:
@@ -175,6 +183,87 @@ func TestStateFirstPinWins(t *testing.T) {
 	}
 	if _, ok := s.Pin(tofu.PinKey{Kind: tofu.PinClient, Scope: "localhost/claim/"}); ok {
 		t.Fatal("revoked pin still in force")
+	}
+}
+
+// An operator may approve a pin by one fingerprint only: the pin holds
+// that half, the other is absent (never matches), and snapshots carry the
+// pin without the absent half and read it back as it was.
+func TestStateTrustOneHalf(t *testing.T) {
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	cert := tofu.Fingerprint{Kind: tofu.KindCert, Sum: [32]byte{1}}
+	spki := tofu.Fingerprint{Kind: tofu.KindSPKI, Sum: [32]byte{2}}
+	tests := []struct {
+		name       string
+		cert, spki tofu.Fingerprint
+		match      tofu.Identity // a certificate the pin accepts
+		other      tofu.Identity // one it refuses
+		absent     string        // the snapshot field left out
+	}{
+		{"cert only", cert, tofu.Fingerprint{}, tofu.Identity{Cert: [32]byte{1}, SPKI: [32]byte{9}}, tofu.Identity{Cert: [32]byte{9}, SPKI: [32]byte{2}}, `"spki"`},
+		{"spki only", tofu.Fingerprint{}, spki, tofu.Identity{Cert: [32]byte{9}, SPKI: [32]byte{2}}, tofu.Identity{Cert: [32]byte{1}, SPKI: [32]byte{9}}, `"cert"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewState()
+			e := Event{Version: SchemaVersion, Type: TypeTrustChanged, Time: at, Trust: &TrustData{Kind: tofu.PinUpstream, Subject: "backend:1965", Cert: tt.cert, SPKI: tt.spki}}
+			raw, err := MarshalEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := UnmarshalEvent(raw)
+			if err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+			if r := s.Apply(1, back); r.Err != nil || !r.Changed {
+				t.Fatalf("apply: %+v", r)
+			}
+			p, ok := s.Pin(tofu.PinKey{Kind: tofu.PinUpstream, Scope: "backend:1965"})
+			if !ok {
+				t.Fatal("no pin")
+			}
+			if tofu.Compare(p, tt.match) != tofu.Match || tofu.Compare(p, tt.other) != tofu.Mismatch {
+				t.Fatalf("pin %+v: matches %v, refuses %v: wrong", p, tofu.Compare(p, tt.match), tofu.Compare(p, tt.other))
+			}
+			snap := snapshotBytes(t, s)
+			if bytes.Contains(snap, []byte(tt.absent)) {
+				t.Fatalf("the snapshot carries the absent half:\n%s", snap)
+			}
+			restored, err := ReadSnapshot(bytes.NewReader(snap))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := restored.Pin(p.Key); !got.Equal(p) || !bytes.Equal(snapshotBytes(t, restored), snap) {
+				t.Fatalf("restored pin %+v, want %+v", got, p)
+			}
+		})
+	}
+	wrong := []struct {
+		name       string
+		cert, spki tofu.Fingerprint
+	}{
+		{"neither", tofu.Fingerprint{}, tofu.Fingerprint{}},
+		{"spki in the cert's place", spki, tofu.Fingerprint{}},
+		{"cert in the spki's place", tofu.Fingerprint{}, cert},
+		{"all-zero hash", tofu.Fingerprint{Kind: tofu.KindCert}, tofu.Fingerprint{}},
+	}
+	for _, tt := range wrong {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewState()
+			e := Event{Type: TypeTrustChanged, Time: at, Trust: &TrustData{Kind: tofu.PinUpstream, Subject: "backend:1965", Cert: tt.cert, SPKI: tt.spki}}
+			if r := s.Apply(1, e); r.Err == nil || r.Changed || len(s.Pins()) != 0 {
+				t.Fatalf("got %+v, want a refusal", r)
+			}
+		})
+	}
+	for _, line := range []string{
+		`{"kind":"upstream","subject":"backend:1965","created":"2026-11-30T12:00:00Z"}`,
+		`{"kind":"upstream","subject":"backend:1965","cert":"spki-sha256:0200000000000000000000000000000000000000000000000000000000000000","created":"2026-11-30T12:00:00Z"}`,
+	} {
+		snap := `{"v":1,"index":1,"time":"2026-11-30T12:00:00Z","bans":0,"rules":0,"pins":1,"ticket_keys":0,"applied":0}` + "\n" + line + "\n"
+		if _, err := ReadSnapshot(strings.NewReader(snap)); !errors.Is(err, ErrBadSnapshot) {
+			t.Errorf("snapshot pin %s: %v, want ErrBadSnapshot", line, err)
+		}
 	}
 }
 

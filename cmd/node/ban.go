@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,10 +51,11 @@ func (a *adminFlags) resolve(cmd *cobra.Command) (string, context.Context, conte
 func newBanCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ban",
-		Short: "List, add and lift bans on a local node",
-		Long: `Manage the bans of a node on this machine, over its admin socket.
-A banned client's connections are closed at accept, before any TLS handshake.
-Bans are kept by the node in memory; a restart clears them.`,
+		Short: "List, add and lift the cluster's bans",
+		Long: `Manage the bans every node of the cluster enforces, through a node on this machine,
+over its admin socket. A banned client's connections are closed at accept, before
+any TLS handshake. Any node will do: a follower forwards a change to the leader,
+and the command returns once the change is committed. Bans survive restarts.`,
 	}
 	cmd.AddCommand(newBanListCmd(), newBanAddCmd(), newBanLiftCmd())
 	return cmd
@@ -63,8 +63,8 @@ Bans are kept by the node in memory; a restart clears them.`,
 
 func newBanListCmd() *cobra.Command {
 	var (
-		af     adminFlags
-		asJSON bool
+		af                 adminFlags
+		asJSON, consistent bool
 	)
 	cmd := &cobra.Command{
 		Use:     "ls",
@@ -77,21 +77,19 @@ func newBanListCmd() *cobra.Command {
 				return err
 			}
 			defer cancel()
-			bans, err := admin.ListBans(ctx, socket)
+			bans, err := admin.ListBans(ctx, socket, consistent)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(bans)
+				return printJSON(cmd.OutOrStdout(), bans)
 			}
 			printBans(cmd.OutOrStdout(), bans, time.Now())
 			return nil
 		},
 	}
 	af.bind(cmd.Flags())
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	bindListFlags(cmd, &asJSON, &consistent)
 	return cmd
 }
 

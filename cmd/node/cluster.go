@@ -7,8 +7,11 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 
+	"github.com/chimalli/chimalli/ops/admin"
 	"github.com/chimalli/chimalli/ops/pki"
+	"github.com/chimalli/chimalli/raftstore/cluster"
 	"github.com/spf13/cobra"
 )
 
@@ -16,8 +19,131 @@ func newClusterCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
 		Short: "Manage the cluster",
+		Long: `Create the cluster's certificates (init), and show or change the membership of a
+running cluster (status, join, leave) through a node on this machine, over its
+admin socket. Any node will do: a follower forwards a change to the leader.`,
 	}
-	cmd.AddCommand(newClusterInitCmd())
+	cmd.AddCommand(newClusterInitCmd(), newClusterStatusCmd(), newClusterJoinCmd(), newClusterLeaveCmd())
+	return cmd
+}
+
+func newClusterStatusCmd() *cobra.Command {
+	var (
+		af     adminFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show this node's view of the cluster",
+		Long: `Show the node's id, its Raft state (leader, follower, candidate), the leader, the
+term, the indexes it has applied and committed, the members and the hash of its
+state. Nodes that applied the same log show the same state hash.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			socket, ctx, cancel, err := af.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			st, err := admin.ClusterStatus(ctx, socket)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			printStatus(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	af.bind(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printStatus(w io.Writer, st cluster.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	leader := st.Leader
+	switch {
+	case leader == "":
+		leader = "none (an election, or this node is cut off from the majority)"
+	case st.LeaderAddr != "":
+		leader += " (" + st.LeaderAddr + ")"
+	}
+	fmt.Fprintf(tw, "node\t%s\n", st.NodeID)
+	fmt.Fprintf(tw, "state\t%s\n", st.State)
+	fmt.Fprintf(tw, "leader\t%s\n", leader)
+	fmt.Fprintf(tw, "term\t%d\n", st.Term)
+	fmt.Fprintf(tw, "applied index\t%d (commit %d, last %d)\n", st.AppliedIndex, st.CommitIndex, st.LastIndex)
+	peers := make([]string, 0, len(st.PeerAddrs))
+	for _, p := range st.PeerAddrs {
+		peers = append(peers, p.ID+" "+p.Addr)
+	}
+	fmt.Fprintf(tw, "peers\t%s\n", strings.Join(peers, ", "))
+	fmt.Fprintf(tw, "state hash\t%s\n", st.StateHash)
+	fmt.Fprintf(tw, "state\t%d bans, %d rules, %d pins\n", st.Bans, st.Rules, st.Pins)
+	if st.Failed != "" {
+		fmt.Fprintf(tw, "FAILED\t%s\n", st.Failed)
+	}
+	tw.Flush()
+}
+
+func newClusterJoinCmd() *cobra.Command {
+	var af adminFlags
+	cmd := &cobra.Command{
+		Use:   "join ID ADDR",
+		Short: "Admit a node to the cluster",
+		Long: `Admit node ID, whose cluster port the other nodes reach at ADDR (its
+cluster.advertise, host:port), as a voter. The node must hold a certificate of
+this cluster's authority naming ID (cluster init --add-node ID) and run with no
+Raft state; it then catches up from the leader. A node with cluster.join set asks
+for this by itself: the command is for when it cannot.`,
+		Example: `  chimalli cluster join n4 192.0.2.4:7000`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := admin.JoinRequest{ID: args[0], Addr: args[1]}
+			if _, err := req.Peer(); err != nil {
+				return fmt.Errorf("cluster join: %w", err)
+			}
+			socket, ctx, cancel, err := af.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			if err := admin.JoinCluster(ctx, socket, req); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s (%s) is a member\n", req.ID, req.Addr)
+			return nil
+		},
+	}
+	af.bind(cmd.Flags())
+	return cmd
+}
+
+func newClusterLeaveCmd() *cobra.Command {
+	var af adminFlags
+	cmd := &cobra.Command{
+		Use:   "leave ID",
+		Short: "Remove a node from the cluster",
+		Long: `Remove node ID from the cluster's voters (as "cluster status" lists them). Do it
+before retiring a node for good: a dead member still counts toward the majority
+every write needs. The cluster's only member cannot leave.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			socket, ctx, cancel, err := af.resolve(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			if err := admin.LeaveCluster(ctx, socket, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s has left the cluster\n", args[0])
+			return nil
+		},
+	}
+	af.bind(cmd.Flags())
 	return cmd
 }
 

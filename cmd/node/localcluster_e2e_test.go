@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -115,6 +116,47 @@ func TestE2ELocalClusterExample(t *testing.T) {
 	if line, err := fetchFrom("127.0.0.8", gemini["n3"], "/"); err != nil || !strings.HasPrefix(line, "20") {
 		t.Fatalf("another client on n3: %q, %v", line, err)
 	}
+
+	// The CLI against a follower: its writes are forwarded to the leader
+	// and hold everywhere; `--consistent` reads through the leader.
+	status := func(id string) (st struct {
+		NodeID    string `json:"node_id"`
+		Leader    string `json:"leader"`
+		State     string `json:"state"`
+		Applied   uint64 `json:"applied_index"`
+		StateHash string `json:"state_hash"`
+		Peers     []string
+	}) {
+		out, errOut, code := chimalli(t, dir, "cluster", "status", "--config", id+".yaml", "--json")
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+			t.Fatalf("cluster status on %s: %d %q %q", id, code, out, errOut)
+		}
+		return st
+	}
+	leader := status("n1").Leader
+	var followers []string
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if id != leader {
+			followers = append(followers, id)
+		}
+	}
+	if leader == "" || len(followers) != 2 {
+		t.Fatalf("leader %q, followers %v", leader, followers)
+	}
+	if out, errOut, code := chimalli(t, dir, "rule", "deny", "add", "--config", followers[0]+".yaml", "127.0.0.12"); code != 0 {
+		t.Fatalf("rule deny add on follower %s: %d %q %q", followers[0], code, out, errOut)
+	}
+	if out, errOut, code := chimalli(t, dir, "ban", "ls", "--consistent", "--config", followers[1]+".yaml"); code != 0 || !strings.Contains(out, "127.0.0.7/32") {
+		t.Fatalf("ban ls --consistent on follower %s: %d %q %q", followers[1], code, out, errOut)
+	}
+	eventually(t, "the deny rule added through a follower to hold on the leader", func() bool {
+		_, err := fetchFrom("127.0.0.12", gemini[leader], "/")
+		return err != nil && isRefusal(err)
+	})
+	eventually(t, "equal state hashes on the three nodes", func() bool {
+		a, b, c := status("n1"), status("n2"), status("n3")
+		return a.StateHash == b.StateHash && b.StateHash == c.StateHash && a.Applied == c.Applied
+	})
 
 	// The first certificate on /claim/, through n1, owns it on n2 and n3.
 	alice, mallory := tofutest.LoopbackCert(t, "alice"), tofutest.LoopbackCert(t, "mallory")

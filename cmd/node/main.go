@@ -63,5 +63,6 @@ and fetch its front page:
 	}
 	root.AddCommand(newRunCmd(), newGetCmd(), newCertCmd(), newVersionCmd(), newHealthCmd(), newBanCmd(), newBenchCmd())
 	root.AddCommand(newClusterCmd())
+	root.AddCommand(newRuleCmd(), newTrustCmd())
 	return root
 }

@@ -278,6 +278,9 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 
 	n.admin = admin.NewAdmin(cfg.AdminSocket(), func() error { return nil }, logger)
 	n.admin.HandleBans(state)
+	n.admin.HandleRules(state)
+	n.admin.HandleTrust(state)
+	n.admin.HandleCluster(state)
 	if err := n.admin.Open(ctx); err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}

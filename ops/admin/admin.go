@@ -26,8 +26,10 @@ var ErrSocketInUse = errors.New("admin socket in use")
 var ErrAdminOpen = errors.New("admin server already open")
 
 // Admin serves the admin API over a unix socket (mode 0600): GET /healthz
-// and GET /readyz, and /bans (GET, POST, DELETE) once HandleBans has been
-// called, as the node does. Every response body is JSON:
+// and GET /readyz, and the operator endpoints the node registers: /bans
+// (HandleBans), /rules (HandleRules), /trust and /trust/approve
+// (HandleTrust), /cluster/status, /cluster/join and /cluster/leave
+// (HandleCluster). Every response body is JSON:
 // {"status":"ok"} on success, {"status":"…","error":"…"} otherwise.
 //
 // Create it with NewAdmin, add handlers with Handle, then Open and Close.

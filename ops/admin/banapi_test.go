@@ -47,7 +47,7 @@ func TestBanAPI(t *testing.T) {
 	sock, bans := openBanAdmin(t)
 	ctx := testCtx(t)
 
-	if list, err := ListBans(ctx, sock); err != nil || len(list) != 0 {
+	if list, err := ListBans(ctx, sock, false); err != nil || len(list) != 0 {
 		t.Fatalf("ListBans on an empty node = %v, %v", list, err)
 	}
 	e, err := AddBan(ctx, sock, BanRequest{Prefix: "192.0.2.7", Duration: "1h"})
@@ -66,7 +66,7 @@ func TestBanAPI(t *testing.T) {
 	if _, err := AddBan(ctx, sock, BanRequest{Prefix: "2001:db8::/48", Reason: "scanner"}); err != nil {
 		t.Fatal(err)
 	}
-	list, err := ListBans(ctx, sock)
+	list, err := ListBans(ctx, sock, false)
 	if err != nil || len(list) != 2 || list[1].Prefix != "2001:db8::/48" || list[1].Until != nil || list[1].Reason != "scanner" {
 		t.Fatalf("ListBans = %+v, %v", list, err)
 	}
@@ -113,7 +113,7 @@ func TestBanAPIRejectsBadInput(t *testing.T) {
 }
 
 func TestBanClientNoNode(t *testing.T) {
-	_, err := ListBans(testCtx(t), filepath.Join(shortDir(t), "none.sock"))
+	_, err := ListBans(testCtx(t), filepath.Join(shortDir(t), "none.sock"), false)
 	if !errors.Is(err, ErrNoNode) {
 		t.Fatalf("ListBans without a node = %v, want ErrNoNode", err)
 	}
@@ -197,7 +197,7 @@ func TestBanAPIGuardRails(t *testing.T) {
 			}
 		})
 	}
-	list, err := ListBans(testCtx(t), sock)
+	list, err := ListBans(testCtx(t), sock, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,8 +39,8 @@ type fsm struct {
 	// far, it does not publish views, so a restarted node never enforces
 	// less than it did before it stopped while it catches up.
 	provisional uint64
-	waitMu  sync.Mutex
-	waitCh  chan struct{} // closed and replaced when applied advances
+	waitMu      sync.Mutex
+	waitCh      chan struct{} // closed and replaced when applied advances
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
