@@ -104,7 +104,24 @@ type BanState struct {
 	// forgettable (its end + StrikeMemory); zero when none has an end. It
 	// spares Apply a scan of every ban on every event.
 	nextForget time.Time
+
+	// The last view View returned, and the prefixes changed since (only
+	// while there is a view). They are a local cache, no part of the fold.
+	view    *BanSet
+	touched []netip.Prefix
+
+	// The same for every ban the state holds, remembered ones included:
+	// what a snapshot writes (Frozen), kept copy-on-write so that taking
+	// one costs the changes since the last, not the size of the list.
+	every        *BanSet
+	everyTouched []netip.Prefix
 }
+
+// maxTouched bounds the changes kept for the next View: past it the
+// changes are dropped and the next View indexes every ban afresh. A
+// Raft FSM publishes a view per batch (at most a few hundred entries), so
+// only a state whose owner stopped taking views gets there.
+const maxTouched = 1 << 16
 
 // NewBanState returns an empty state.
 func NewBanState() *BanState {
@@ -129,14 +146,57 @@ func (s *BanState) Apply(e BanEvent) error {
 		}
 		s.bans[p] = b
 		s.noteEnd(b.Until)
+		s.touch(p)
 	case BanLifted:
 		if seen && prev.ActiveAt(e.Time) {
 			prev.Until = e.Time
 			s.bans[p] = prev
 			s.noteEnd(prev.Until)
+			s.touch(p)
 		}
 	}
 	return nil
+}
+
+// touch notes that p's ban changed since the last view and frozen set.
+func (s *BanState) touch(p netip.Prefix) {
+	if s.view != nil {
+		if len(s.touched) >= maxTouched {
+			s.view, s.touched = nil, nil
+		} else {
+			s.touched = append(s.touched, p)
+		}
+	}
+	if s.every != nil {
+		if len(s.everyTouched) >= maxTouched {
+			s.every, s.everyTouched = nil, nil
+		} else {
+			s.everyTouched = append(s.everyTouched, p)
+		}
+	}
+}
+
+// frozen returns an immutable set of every ban the state holds,
+// remembered ones included. Like View, its cost follows the changes since
+// the last call, not the size of the list.
+func (s *BanState) frozen() *BanSet {
+	switch {
+	case s.every == nil:
+		s.every = newBanSet(s.all())
+	case len(s.everyTouched) > 0:
+		e := s.every.edit()
+		for _, p := range s.everyTouched {
+			if b, ok := s.bans[p]; ok {
+				e.put(b)
+			} else {
+				e.del(p)
+			}
+		}
+		s.every = e.done()
+	}
+	clear(s.everyTouched)
+	s.everyTouched = s.everyTouched[:0]
+	return s.every
 }
 
 // noteEnd lowers nextForget for a ban ending at until.
@@ -162,6 +222,7 @@ func (s *BanState) forget(now time.Time) {
 			return false
 		}
 		if !b.Until.After(cut) {
+			s.touch(b.Prefix)
 			return true
 		}
 		s.noteEnd(b.Until)
@@ -184,16 +245,37 @@ func (s *BanState) Lookup(p netip.Prefix) (Ban, bool) {
 // Len returns how many bans the state holds, remembered ones included.
 func (s *BanState) Len() int { return len(s.bans) }
 
-// View returns an immutable view of the bans active at now (ended ones
-// are left out, so the view stays as small as the active list).
+// View returns an immutable view of the bans active at now. The first
+// view indexes every ban; each later one is the previous view with the
+// bans changed since put in or taken out (those that ended by now are
+// taken out), sharing the rest, so its cost follows the changes rather
+// than the size of the list. A ban that ends by itself stays in the views
+// (where Banned checks its end) until an event changes it or the state
+// forgets it.
 func (s *BanState) View(now time.Time) *BanSet {
-	active := make([]Ban, 0, len(s.bans))
-	for _, b := range s.bans {
-		if b.ActiveAt(now) {
-			active = append(active, b)
+	switch {
+	case s.view == nil:
+		active := make([]Ban, 0, len(s.bans))
+		for _, b := range s.bans {
+			if b.ActiveAt(now) {
+				active = append(active, b)
+			}
 		}
+		s.view = newBanSet(active)
+	case len(s.touched) > 0:
+		e := s.view.edit()
+		for _, p := range s.touched {
+			if b, ok := s.bans[p]; ok && b.ActiveAt(now) {
+				e.put(b)
+			} else {
+				e.del(p)
+			}
+		}
+		s.view = e.done()
 	}
-	return newBanSet(active)
+	clear(s.touched)
+	s.touched = s.touched[:0]
+	return s.view
 }
 
 // all returns every ban the state holds, remembered ones included, in no
@@ -210,4 +292,5 @@ func (s *BanState) all() []Ban {
 func (s *BanState) restore(b Ban) {
 	s.bans[b.Prefix] = b
 	s.noteEnd(b.Until)
+	s.touch(b.Prefix)
 }

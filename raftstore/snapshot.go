@@ -62,17 +62,56 @@ type snapApplied struct {
 	Time  time.Time `json:"time"`
 }
 
+// Frozen is an immutable copy of a State, for a snapshot: taking one
+// costs the ban changes since the last one and a copy of the small parts
+// (rules, pins, ticket keys, remembered idempotency keys), so the Raft FSM
+// takes it between two entries and writes it while entries go on being
+// applied.
+type Frozen struct {
+	index   uint64
+	last    time.Time
+	bans    *BanSet // every ban, remembered ones included
+	rules   []Rule
+	pins    []tofu.Pin
+	tickets []TicketKeyData
+	keys    []snapApplied
+}
+
+// Freeze returns an immutable copy of s.
+func (s *State) Freeze() *Frozen {
+	f := &Frozen{index: s.index, last: s.last, bans: s.bans.frozen(), rules: s.Rules(), pins: s.Pins(),
+		tickets: slices.Clone(s.tickets)}
+	live := s.order[s.head:]
+	f.keys = make([]snapApplied, len(live))
+	for i, key := range live {
+		a := s.applied[key]
+		f.keys[i] = snapApplied{Key: key, Index: a.Index, Time: a.Time.UTC()}
+	}
+	return f
+}
+
+// KeepFrozen brings the frozen ban set up to date when more than max bans
+// changed since it last was, so that the next Freeze has at most max
+// changes to catch up on: an owner that must not stall on a snapshot (the
+// Raft FSM) calls it after each batch, spreading the work over batches.
+func (s *State) KeepFrozen(max int) {
+	if s.bans.every == nil || len(s.bans.everyTouched) > max {
+		s.bans.frozen()
+	}
+}
+
 // WriteSnapshot writes the whole state to w in the snapshot format.
-func (s *State) WriteSnapshot(w io.Writer) error {
+func (s *State) WriteSnapshot(w io.Writer) error { return s.Freeze().WriteSnapshot(w) }
+
+// WriteSnapshot writes the frozen state to w in the snapshot format.
+func (s *Frozen) WriteSnapshot(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
-	bans := s.bans.all()
+	bans := s.bans.Bans()
 	slices.SortFunc(bans, func(a, b Ban) int { return a.Prefix.Compare(b.Prefix) })
-	rules := s.Rules()
-	pins := s.Pins()
-	live := s.order[s.head:]
+	rules, pins := s.rules, s.pins
 	hdr := snapHeader{V: SchemaVersion, Index: s.index, Time: s.last.UTC(), Bans: len(bans), Rules: len(rules),
-		Pins: len(pins), Keys: len(s.tickets), Seen: len(live)}
+		Pins: len(pins), Keys: len(s.tickets), Seen: len(s.keys)}
 	if err := enc.Encode(hdr); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
@@ -98,9 +137,8 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 			return fmt.Errorf("write snapshot: %w", err)
 		}
 	}
-	for _, key := range live {
-		a := s.applied[key]
-		if err := enc.Encode(snapApplied{Key: key, Index: a.Index, Time: a.Time.UTC()}); err != nil {
+	for _, a := range s.keys {
+		if err := enc.Encode(a); err != nil {
 			return fmt.Errorf("write snapshot: %w", err)
 		}
 	}

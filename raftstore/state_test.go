@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -385,4 +386,34 @@ func FuzzReadSnapshot(f *testing.F) {
 			t.Fatal("restore is not stable")
 		}
 	})
+}
+
+// The frozen set a snapshot writes holds every ban of the state, with all
+// its fields, after any sequence of events (its copy-on-write edits
+// included).
+func TestFrozenBansEqualTheState(t *testing.T) {
+	for seed := range uint64(10) {
+		s := NewState()
+		for i, e := range randomLog(seed, 400) {
+			s.Apply(uint64(i+1), e)
+			if i%7 != 0 {
+				continue
+			}
+			got := s.bans.frozen().Bans()
+			want := s.bans.all()
+			sortBans := func(b []Ban) { slices.SortFunc(b, func(x, y Ban) int { return x.Prefix.Compare(y.Prefix) }) }
+			sortBans(got)
+			sortBans(want)
+			if len(got) != len(want) {
+				t.Fatalf("seed %d entry %d: frozen has %d bans, state %d", seed, i, len(got), len(want))
+			}
+			for j := range got {
+				g, w := got[j], want[j]
+				if g.Prefix != w.Prefix || !g.Since.Equal(w.Since) || !g.Until.Equal(w.Until) || g.Reason != w.Reason ||
+					g.Source != w.Source || g.Strikes != w.Strikes {
+					t.Fatalf("seed %d entry %d: frozen %+v, state %+v", seed, i, g, w)
+				}
+			}
+		}
+	}
 }

@@ -18,11 +18,11 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode, replace bool) e
 	if err != nil {
 		return err
 	}
-	if err := publishFile(tmp, path, replace); err != nil {
+	if err := PublishFile(tmp, path, replace); err != nil {
 		_ = os.Remove(tmp)
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return SyncDir(filepath.Dir(path))
 }
 
 // stageFile writes data with mode perm to a new temporary file beside path,
@@ -53,12 +53,13 @@ func stageFile(path string, data []byte, perm fs.FileMode) (name string, err err
 	return tmp.Name(), nil
 }
 
-// publishFile moves the staged file tmp to path. With replace false it
+// PublishFile moves the staged file tmp to path. With replace false it
 // refuses, with an error wrapping fs.ErrExist, when path exists: a hard link
 // makes the check and the move one atomic step; where the file system has no
 // hard links it falls back to a check followed by a rename. On error tmp is
-// still in place for the caller to remove.
-func publishFile(tmp, path string, replace bool) error {
+// still in place for the caller to remove. Call SyncDir on path's directory
+// afterwards to make the move durable.
+func PublishFile(tmp, path string, replace bool) error {
 	if replace {
 		return os.Rename(tmp, path)
 	}
@@ -76,8 +77,8 @@ func publishFile(tmp, path string, replace bool) error {
 	return os.Rename(tmp, path)
 }
 
-// syncDir fsyncs directory dir so that a rename in it is durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs directory dir so that a rename in it is durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -165,19 +165,19 @@ func writePair(certPath, keyPath string, certPEM, keyPEM []byte, overwrite bool)
 		_ = os.Remove(keyTmp)
 		return err
 	}
-	if err := publishFile(keyTmp, keyPath, overwrite); err != nil {
+	if err := PublishFile(keyTmp, keyPath, overwrite); err != nil {
 		_ = os.Remove(keyTmp)
 		_ = os.Remove(certTmp)
 		return err
 	}
-	if err := publishFile(certTmp, certPath, overwrite); err != nil {
+	if err := PublishFile(certTmp, certPath, overwrite); err != nil {
 		_ = os.Remove(certTmp)
 		if !overwrite {
 			_ = os.Remove(keyPath)
 		}
 		return err
 	}
-	return syncDir(filepath.Dir(keyPath))
+	return SyncDir(filepath.Dir(keyPath))
 }
 
 // LoadOrCreateKeyPair returns the key pair kept as <dir>/<name>.crt and

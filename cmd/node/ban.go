@@ -5,48 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"strconv"
 	"time"
 
 	"github.com/chimalli/chimalli/ops/admin"
-	"github.com/chimalli/chimalli/ops/config"
 	"github.com/chimalli/chimalli/raftstore"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
-
-// adminFlags are the flags of every command that talks to a local node
-// over its admin socket: where the socket is, and how long to wait. The
-// node's own flags (--listen, --log-level…) mean nothing here and are not
-// offered.
-type adminFlags struct {
-	socket, configFile string
-	timeout            time.Duration
-}
-
-func (a *adminFlags) bind(f *pflag.FlagSet) {
-	if a.timeout == 0 {
-		a.timeout = 10 * time.Second
-	}
-	f.StringVar(&a.socket, "socket", "", "admin socket path (default: admin.socket, else <data dir>/admin.sock)")
-	f.StringVarP(&a.configFile, "config", "c", "", "configuration file that names the socket or data directory")
-	f.String(config.FlagDataDir, config.DefaultConfig().Node.DataDir, "the node's data directory, where its socket is unless configured (node.data_dir)")
-	f.DurationVar(&a.timeout, "timeout", a.timeout, "how long to wait for the node")
-}
-
-// resolve returns the admin socket path and a context bounded by the timeout.
-func (a *adminFlags) resolve(cmd *cobra.Command) (string, context.Context, context.CancelFunc, error) {
-	socket := a.socket
-	if socket == "" {
-		cfg, err := config.Load(config.LoadOptions{File: a.configFile, Flags: cmd.Flags()})
-		if err != nil {
-			return "", nil, nil, err
-		}
-		socket = cfg.AdminSocket()
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
-	return socket, ctx, cancel, nil
-}
 
 func newBanCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -62,53 +27,20 @@ and the command returns once the change is committed. Bans survive restarts.`,
 }
 
 func newBanListCmd() *cobra.Command {
-	var (
-		af                 adminFlags
-		asJSON, consistent bool
-	)
-	cmd := &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List active bans",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			bans, err := admin.ListBans(ctx, socket, consistent)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), bans)
-			}
-			printBans(cmd.OutOrStdout(), bans, time.Now())
-			return nil
-		},
-	}
-	af.bind(cmd.Flags())
-	bindListFlags(cmd, &asJSON, &consistent)
-	return cmd
+	return newListCmd("List active bans", admin.ListBans,
+		func(w io.Writer, bans []admin.BanEntry) { printBans(w, bans, time.Now()) })
 }
 
 func printBans(w io.Writer, bans []admin.BanEntry, now time.Time) {
-	if len(bans) == 0 {
-		fmt.Fprintln(w, "no active bans")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PREFIX\tUNTIL\tLEFT\tREASON\tSOURCE\tSTRIKES")
-	for _, b := range bans {
+	header := []string{"PREFIX", "UNTIL", "LEFT", "REASON", "SOURCE", "STRIKES"}
+	printTable(w, "no active bans", header, bans, func(b admin.BanEntry) []string {
 		until, left := "permanent", "-" // holds until lifted by hand
 		if b.Until != nil {
 			until = b.Until.Format(time.RFC3339)
 			left = b.Until.Sub(now).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", b.Prefix, until, left, b.Reason, b.Source, b.Strikes)
-	}
-	tw.Flush()
+		return []string{b.Prefix, until, left, b.Reason, b.Source, strconv.Itoa(b.Strikes)}
+	})
 }
 
 func newBanAddCmd() *cobra.Command {
@@ -133,17 +65,14 @@ every client in it, perhaps you too: it needs --force.`,
 			if err := checkBanRequest(req); err != nil {
 				return fmt.Errorf("ban add: %w", err)
 			}
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			b, err := admin.AddBan(ctx, socket, req)
-			if err != nil {
-				return err
-			}
-			printBans(cmd.OutOrStdout(), []admin.BanEntry{b}, time.Now())
-			return nil
+			return af.call(cmd, func(ctx context.Context, socket string) error {
+				b, err := admin.AddBan(ctx, socket, req)
+				if err != nil {
+					return err
+				}
+				printBans(cmd.OutOrStdout(), []admin.BanEntry{b}, time.Now())
+				return nil
+			})
 		},
 	}
 	af.bind(cmd.Flags())
@@ -180,16 +109,9 @@ being banned again at their next connection; their strikes are kept, so a
 further auto-ban within a day is the longer, escalated one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			if err := admin.LiftBan(ctx, socket, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "lifted %s\n", args[0])
-			return nil
+			return af.callThenPrint(cmd, func(ctx context.Context, socket string) error {
+				return admin.LiftBan(ctx, socket, args[0])
+			}, fmt.Sprintf("lifted %s", args[0]))
 		},
 	}
 	af.bind(cmd.Flags())

@@ -23,6 +23,7 @@ func execute(t *testing.T, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := root.ExecuteContext(ctx)
+	t.Logf("chimalli %s: %v\n%s", strings.Join(args, " "), err, out.String())
 	return out.String(), err
 }
 

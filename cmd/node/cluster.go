@@ -1,13 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/chimalli/chimalli/ops/admin"
 	"github.com/chimalli/chimalli/ops/pki"
@@ -40,20 +40,7 @@ term, the indexes it has applied and committed, the members and the hash of its
 state. Nodes that applied the same log show the same state hash.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			st, err := admin.ClusterStatus(ctx, socket)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), st)
-			}
-			printStatus(cmd.OutOrStdout(), st)
-			return nil
+			return show(cmd, &af, asJSON, admin.ClusterStatus, printStatus)
 		},
 	}
 	af.bind(cmd.Flags())
@@ -62,7 +49,7 @@ state. Nodes that applied the same log show the same state hash.`,
 }
 
 func printStatus(w io.Writer, st cluster.Status) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	leader := st.Leader
 	switch {
 	case leader == "":
@@ -105,16 +92,9 @@ for this by itself: the command is for when it cannot.`,
 			if _, err := req.Peer(); err != nil {
 				return fmt.Errorf("cluster join: %w", err)
 			}
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			if err := admin.JoinCluster(ctx, socket, req); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s (%s) is a member\n", req.ID, req.Addr)
-			return nil
+			return af.callThenPrint(cmd, func(ctx context.Context, socket string) error {
+				return admin.JoinCluster(ctx, socket, req)
+			}, fmt.Sprintf("%s (%s) is a member", req.ID, req.Addr))
 		},
 	}
 	af.bind(cmd.Flags())
@@ -131,16 +111,9 @@ before retiring a node for good: a dead member still counts toward the majority
 every write needs. The cluster's only member cannot leave.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			if err := admin.LeaveCluster(ctx, socket, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s has left the cluster\n", args[0])
-			return nil
+			return af.callThenPrint(cmd, func(ctx context.Context, socket string) error {
+				return admin.LeaveCluster(ctx, socket, args[0])
+			}, fmt.Sprintf("%s has left the cluster", args[0]))
 		},
 	}
 	af.bind(cmd.Flags())

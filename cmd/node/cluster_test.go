@@ -13,22 +13,9 @@ import (
 	"github.com/chimalli/chimalli/ops/pki"
 )
 
-// runCLI runs the chimalli command tree in-process with args.
-func runCLI(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.Execute()
-	t.Logf("chimalli %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	return out.String(), err
-}
-
 func TestClusterInit(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "certs")
-	out, err := runCLI(t, "cluster", "init", "--nodes", "n1,n2,n3", "--hosts", "n1=gw1.example.org,192.0.2.1", "--out", dir)
+	out, err := execute(t, "cluster", "init", "--nodes", "n1,n2,n3", "--hosts", "n1=gw1.example.org,192.0.2.1", "--out", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,23 +48,23 @@ func TestClusterInit(t *testing.T) {
 	before, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
 
 	t.Run("again refuses", func(t *testing.T) {
-		if _, err := runCLI(t, "cluster", "init", "--nodes", "n1,n2,n3", "--out", dir); !errors.Is(err, pki.ErrInitialised) {
+		if _, err := execute(t, "cluster", "init", "--nodes", "n1,n2,n3", "--out", dir); !errors.Is(err, pki.ErrInitialised) {
 			t.Fatalf("second init: %v, want ErrInitialised", err)
 		}
 	})
 	t.Run("again with --if-missing succeeds", func(t *testing.T) {
-		out, err := runCLI(t, "cluster", "init", "--nodes", "n1,n2,n3", "--out", dir, "--if-missing")
+		out, err := execute(t, "cluster", "init", "--nodes", "n1,n2,n3", "--out", dir, "--if-missing")
 		if err != nil || !strings.Contains(out, "already initialised") {
 			t.Fatalf("init --if-missing: %v\n%s", err, out)
 		}
 	})
 	t.Run("--if-missing with another node set fails", func(t *testing.T) {
-		if _, err := runCLI(t, "cluster", "init", "--nodes", "n1,n2,n3,n4", "--out", dir, "--if-missing"); !errors.Is(err, fs.ErrExist) {
+		if _, err := execute(t, "cluster", "init", "--nodes", "n1,n2,n3,n4", "--out", dir, "--if-missing"); !errors.Is(err, fs.ErrExist) {
 			t.Fatalf("init: %v, want fs.ErrExist", err)
 		}
 	})
 	t.Run("add a node", func(t *testing.T) {
-		if _, err := runCLI(t, "cluster", "init", "--add-node", "n4", "--hosts", "n4=192.0.2.4", "--out", dir); err != nil {
+		if _, err := execute(t, "cluster", "init", "--add-node", "n4", "--hosts", "n4=192.0.2.4", "--out", dir); err != nil {
 			t.Fatal(err)
 		}
 		n4, err := pki.Load(pki.Files{CA: l.CACert(), Cert: filepath.Join(dir, "n4.crt"), Key: filepath.Join(dir, "n4.key")})
@@ -116,7 +103,7 @@ func TestClusterInitBadInput(t *testing.T) {
 					args[i] = filepath.Join(dir, "certs")
 				}
 			}
-			_, err := runCLI(t, args...)
+			_, err := execute(t, args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one containing %q", err, tt.want)
 			}

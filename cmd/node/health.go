@@ -1,7 +1,7 @@
 package main
 
 import (
-	"fmt"
+	"context"
 	"time"
 
 	"github.com/chimalli/chimalli/ops/admin"
@@ -18,16 +18,9 @@ Exits 0 when it is, 1 otherwise. The socket is taken from --socket, else from th
 configuration (--config, CHIMALLI_* variables, defaults: ./chimalli-data/admin.sock).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			if err := admin.CheckHealth(ctx, socket); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "ok")
-			return nil
+			return af.callThenPrint(cmd, func(ctx context.Context, socket string) error {
+				return admin.CheckHealth(ctx, socket)
+			}, "ok")
 		},
 	}
 	af.bind(cmd.Flags())

@@ -21,13 +21,26 @@ import (
 // src. It returns the response header line, or the error that ended the
 // exchange (a connection refused at accept ends in the handshake).
 func fetchFrom(src, addr, path string) (string, error) {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
+	return fetchAs(src, addr, path, nil)
+}
+
+// fetchAs is fetchFrom presenting the client certificate cert (none when
+// nil), from source address src ("" for any).
+func fetchAs(src, addr, path string, cert *tls.Certificate) (string, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	cfg := &tls.Config{ServerName: "localhost", InsecureSkipVerify: true}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	c, err := tls.DialWithDialer(d, "tcp", addr, cfg)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := fmt.Fprintf(c, "gemini://localhost%s\r\n", path); err != nil {
 		return "", err
 	}
@@ -64,6 +77,12 @@ log: {level: warn, format: json}
 		} else {
 			statuses = append(statuses, line[:2])
 		}
+		banned = strings.Contains(p.stderr.String(), `"msg":"ban added"`)
+	}
+	// The ban is enforced at once by this node and logged once it has
+	// committed through Raft: wait for the line, not for more connections.
+	for deadline := time.Now().Add(10 * time.Second); !banned && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 		banned = strings.Contains(p.stderr.String(), `"msg":"ban added"`)
 	}
 	if !banned {

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/chimalli/chimalli/ops/admin"
 	"github.com/chimalli/chimalli/ops/config"
@@ -46,60 +45,16 @@ func newRuleListCmd(list raftstore.RuleList) *cobra.Command {
 }
 
 func newRuleLsCmd(list raftstore.RuleList) *cobra.Command {
-	var (
-		af                 adminFlags
-		asJSON, consistent bool
-	)
-	cmd := &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   fmt.Sprintf("List %s rules", list),
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			rules, err := admin.ListRules(ctx, socket, string(list), consistent)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), rules)
-			}
-			printRules(cmd.OutOrStdout(), rules)
-			return nil
-		},
-	}
-	af.bind(cmd.Flags())
-	bindListFlags(cmd, &asJSON, &consistent)
-	return cmd
-}
-
-// bindListFlags adds the flags of every listing: --json and --consistent.
-func bindListFlags(cmd *cobra.Command, asJSON, consistent *bool) {
-	cmd.Flags().BoolVar(asJSON, "json", false, "print JSON")
-	cmd.Flags().BoolVar(consistent, "consistent", false, "read through the leader: list every change committed before the call (without it the node lists what it has applied, at most a moment behind)")
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return newListCmd(fmt.Sprintf("List %s rules", list),
+		func(ctx context.Context, socket string, consistent bool) ([]admin.RuleEntry, error) {
+			return admin.ListRules(ctx, socket, string(list), consistent)
+		}, printRules)
 }
 
 func printRules(w io.Writer, rules []admin.RuleEntry) {
-	if len(rules) == 0 {
-		fmt.Fprintln(w, "no access rules")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LIST\tPREFIX")
-	for _, r := range rules {
-		fmt.Fprintf(tw, "%s\t%s\n", r.List, r.Prefix)
-	}
-	tw.Flush()
+	printTable(w, "no access rules", []string{"LIST", "PREFIX"}, rules, func(r admin.RuleEntry) []string {
+		return []string{r.List, r.Prefix}
+	})
 }
 
 func newRuleAddCmd(list raftstore.RuleList) *cobra.Command {
@@ -128,21 +83,18 @@ closed at accept, before any TLS handshake. A prefix wider than /16 (IPv4) or /3
 				}
 				return fmt.Errorf("rule %s add: %w", list, err)
 			}
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			c, err := admin.AddRule(ctx, socket, req)
-			if err != nil {
-				return err
-			}
-			if c.Changed {
-				fmt.Fprintf(cmd.OutOrStdout(), "added %s %s\n", c.List, c.Prefix)
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s was already there\n", c.List, c.Prefix)
-			}
-			return nil
+			return af.call(cmd, func(ctx context.Context, socket string) error {
+				c, err := admin.AddRule(ctx, socket, req)
+				if err != nil {
+					return err
+				}
+				if c.Changed {
+					fmt.Fprintf(cmd.OutOrStdout(), "added %s %s\n", c.List, c.Prefix)
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s %s was already there\n", c.List, c.Prefix)
+				}
+				return nil
+			})
 		},
 	}
 	af.bind(cmd.Flags())
@@ -166,16 +118,9 @@ cluster. A rule that is not there is an error.`, list, list),
 			if err != nil {
 				return fmt.Errorf("rule %s rm: prefix: %w", list, err)
 			}
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			if err := admin.RemoveRule(ctx, socket, string(list), p.String()); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %s %s\n", list, p)
-			return nil
+			return af.callThenPrint(cmd, func(ctx context.Context, socket string) error {
+				return admin.RemoveRule(ctx, socket, string(list), p.String())
+			}, fmt.Sprintf("removed %s %s", list, p))
 		},
 	}
 	af.bind(cmd.Flags())

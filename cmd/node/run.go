@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -177,10 +178,11 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	if err != nil {
 		return nil, err
 	}
-	id, err := cfg.NodeID()
+	id, writeID, err := nodeID(cfg)
 	if err != nil {
 		return nil, err
 	}
+	cfg.Node.ID = id
 	access := newAccessView(allow, deny, cfg.Access.DefaultAllow)
 	// Lifting a ban starts its clients afresh at this node's limiter,
 	// before the new ban view admits them.
@@ -202,6 +204,11 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	// Everything checked: now write.
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if writeID {
+		if err := os.WriteFile(nodeIDFile(cfg), []byte(id+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("node id: %w", err)
+		}
 	}
 	audit, err := openAudit(cfg, hasher, n)
 	if err != nil {
@@ -286,6 +293,30 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	}
 	printBanner(out, srv.Addr(), gateway.DualStack(cfg.Gateway.Listen, ln), hosts, cfg)
 	return n, nil
+}
+
+// nodeIDFile keeps the id of a node whose node.id is not configured.
+func nodeIDFile(cfg *config.Config) string { return filepath.Join(cfg.Node.DataDir, "node-id") }
+
+// nodeID returns the node's id: node.id when configured; otherwise the id
+// kept in <data_dir>/node-id, or at the first start the host name, which
+// is then kept (writeID). A node's Raft state names it by this id, so it
+// must not change with the host name (a container's is new each time).
+func nodeID(cfg *config.Config) (id string, writeID bool, err error) {
+	if cfg.Node.ID != "" {
+		return cfg.Node.ID, false, nil
+	}
+	b, err := os.ReadFile(nodeIDFile(cfg))
+	switch {
+	case err == nil:
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, false, nil
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", false, fmt.Errorf("node id: %w", err)
+	}
+	id, err = cfg.NodeID()
+	return id, true, err
 }
 
 // openDocroots opens every route's document root, by path, so that a

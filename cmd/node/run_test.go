@@ -151,3 +151,24 @@ func TestBanner(t *testing.T) {
 		})
 	}
 }
+
+// A node without node.id keeps the id it started with: its Raft state
+// names it, and a container's host name changes with every container.
+func TestNodeIDKeptAcrossHostNames(t *testing.T) {
+	cfg := config.DefaultConfig()
+	cfg.Node.DataDir = t.TempDir()
+	id, write, err := nodeID(cfg)
+	if err != nil || !write || id == "" {
+		t.Fatalf("first start: %q %v %v", id, write, err)
+	}
+	if err := os.WriteFile(nodeIDFile(cfg), []byte("first-host\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if id, write, err := nodeID(cfg); err != nil || write || id != "first-host" {
+		t.Fatalf("later start: %q %v %v, want the kept id", id, write, err)
+	}
+	cfg.Node.ID = "configured"
+	if id, _, _ := nodeID(cfg); id != "configured" {
+		t.Fatalf("configured id: %q", id)
+	}
+}

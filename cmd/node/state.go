@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -53,21 +52,9 @@ func clusterNode(cfg *config.Config, id string, logger *slog.Logger, hasher raft
 			return nil, fmt.Errorf("cluster.certs: %w", err)
 		}
 		cc.ClientTLS = cred.ClientConfig("")
-		cc.PeerName = peerNodeName
+		cc.PeerName = pki.PeerNodeName
 	}
 	return cluster.New(cc)
-}
-
-// peerNodeName returns the node id of a verified cluster peer.
-func peerNodeName(cs tls.ConnectionState) (string, error) {
-	id, err := pki.PeerIdentity(cs)
-	if err != nil {
-		return "", err
-	}
-	if id.Kind != pki.KindNode {
-		return "", fmt.Errorf("peer %s is not a node", id)
-	}
-	return id.Name, nil
 }
 
 // sessionKeyRotation is how often the leader adds a session-ticket key:

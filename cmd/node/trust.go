@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/chimalli/chimalli/ops/admin"
@@ -30,54 +30,24 @@ change is committed.`,
 }
 
 func newTrustListCmd() *cobra.Command {
-	var (
-		af                 adminFlags
-		kind               string
-		asJSON, consistent bool
-	)
-	cmd := &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List the pins",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			pins, err := admin.ListPins(ctx, socket, kind, consistent)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), pins)
-			}
-			printPins(cmd.OutOrStdout(), pins)
-			return nil
-		},
-	}
-	af.bind(cmd.Flags())
-	bindListFlags(cmd, &asJSON, &consistent)
+	var kind string
+	cmd := newListCmd("List the pins",
+		func(ctx context.Context, socket string, consistent bool) ([]admin.PinEntry, error) {
+			return admin.ListPins(ctx, socket, kind, consistent)
+		}, printPins)
 	cmd.Flags().StringVar(&kind, "kind", "", "list only this kind: claim or upstream")
 	return cmd
 }
 
 func printPins(w io.Writer, pins []admin.PinEntry) {
-	if len(pins) == 0 {
-		fmt.Fprintln(w, "no pins")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tSUBJECT\tCERT\tSPKI\tNOT AFTER\tCREATED")
-	for _, p := range pins {
+	header := []string{"KIND", "SUBJECT", "CERT", "SPKI", "NOT AFTER", "CREATED"}
+	printTable(w, "no pins", header, pins, func(p admin.PinEntry) []string {
 		notAfter := "-"
 		if p.NotAfter != nil {
 			notAfter = p.NotAfter.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Kind, p.Subject, orDash(p.Cert), orDash(p.SPKI), notAfter, p.Created.Format(time.RFC3339))
-	}
-	tw.Flush()
+		return []string{p.Kind, p.Subject, orDash(p.Cert), orDash(p.SPKI), notAfter, p.Created.Format(time.RFC3339)}
+	})
 }
 
 func orDash(s string) string {
@@ -112,20 +82,17 @@ those given does. A public-key pin survives a renewal with the same key.`,
 			if _, err := req.Command(); err != nil {
 				return fmt.Errorf("trust approve: %w", err)
 			}
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			c, err := admin.ApproveTrust(ctx, socket, req)
-			if err != nil {
-				return err
-			}
-			if !c.Changed {
-				fmt.Fprintln(cmd.OutOrStdout(), "already pinned so:")
-			}
-			printPins(cmd.OutOrStdout(), []admin.PinEntry{c.PinEntry})
-			return nil
+			return af.call(cmd, func(ctx context.Context, socket string) error {
+				c, err := admin.ApproveTrust(ctx, socket, req)
+				if err != nil {
+					return err
+				}
+				if !c.Changed {
+					fmt.Fprintln(cmd.OutOrStdout(), "already pinned so:")
+				}
+				printPins(cmd.OutOrStdout(), []admin.PinEntry{c.PinEntry})
+				return nil
+			})
 		},
 	}
 	af.bind(cmd.Flags())
@@ -152,16 +119,9 @@ error.`,
 			if _, err := raftstore.ParseTrustKind(kind); err != nil {
 				return fmt.Errorf("trust revoke: %w", err)
 			}
-			socket, ctx, cancel, err := af.resolve(cmd)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			if err := admin.RevokeTrust(ctx, socket, kind, subject); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s %s\n", kind, subject)
-			return nil
+			return af.callThenPrint(cmd, func(ctx context.Context, socket string) error {
+				return admin.RevokeTrust(ctx, socket, kind, subject)
+			}, fmt.Sprintf("revoked %s %s", kind, subject))
 		},
 	}
 	af.bind(cmd.Flags())

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -53,8 +54,8 @@ func NewAdmin(socketPath string, ready func() error, logger *slog.Logger) *Admin
 		logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Admin{path: socketPath, ready: ready, logger: logger, mux: http.NewServeMux()}
-	a.mux.Handle("/healthz", getOnly(http.HandlerFunc(a.healthz)))
-	a.mux.Handle("/readyz", getOnly(http.HandlerFunc(a.readyz)))
+	a.mux.Handle("/healthz", methods{get: a.healthz})
+	a.mux.Handle("/readyz", methods{get: a.readyz})
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, statusBody{Status: "not_found", Error: "no such endpoint"})
 	})
@@ -225,16 +226,44 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// getOnly refuses methods other than GET and HEAD with a JSON 405.
-func getOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, statusBody{Status: "method_not_allowed", Error: r.Method + " is not allowed"})
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+// methods serves an endpoint by the request's method: get (which serves
+// HEAD too), post and delete, those that are set. Any other method is
+// answered with a JSON 405 whose Allow header names the methods served.
+type methods struct {
+	get, post, delete http.HandlerFunc
+}
+
+func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var h http.HandlerFunc
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		h = m.get
+	case http.MethodPost:
+		h = m.post
+	case http.MethodDelete:
+		h = m.delete
+	}
+	if h == nil {
+		w.Header().Set("Allow", m.allow())
+		writeJSON(w, http.StatusMethodNotAllowed, statusBody{Status: "method_not_allowed", Error: r.Method + " is not allowed"})
+		return
+	}
+	h(w, r)
+}
+
+// allow lists the methods m serves, as an Allow header does.
+func (m methods) allow() string {
+	var allow []string
+	if m.get != nil {
+		allow = append(allow, http.MethodGet, http.MethodHead)
+	}
+	if m.post != nil {
+		allow = append(allow, http.MethodPost)
+	}
+	if m.delete != nil {
+		allow = append(allow, http.MethodDelete)
+	}
+	return strings.Join(allow, ", ")
 }
 
 func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {

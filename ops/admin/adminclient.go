@@ -73,32 +73,41 @@ func adminCall(ctx context.Context, socketPath, method, path string, in, out any
 	return resp.StatusCode, nil
 }
 
+// callFor sends method path, with the JSON body in unless it is nil, to
+// the admin socket at socketPath and returns the answer decoded as T; an
+// error says what the call was for.
+func callFor[T any](ctx context.Context, socketPath, method, path string, in any, what string) (T, error) {
+	var out T
+	if _, err := adminCall(ctx, socketPath, method, path, in, &out); err != nil {
+		var zero T
+		return zero, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
+// callNoAnswer is callFor for a call whose answer the caller does not need.
+func callNoAnswer(ctx context.Context, socketPath, method, path string, in any, what string) error {
+	if _, err := adminCall(ctx, socketPath, method, path, in, nil); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
 // ListBans returns the active bans of the node behind socketPath. With
 // consistent, the node first catches up with the leader (a linearizable
 // read: every ban committed before the call is listed).
 func ListBans(ctx context.Context, socketPath string, consistent bool) ([]BanEntry, error) {
-	var out []BanEntry
-	if _, err := adminCall(ctx, socketPath, http.MethodGet, "/bans"+readQuery(url.Values{}, consistent), nil, &out); err != nil {
-		return nil, fmt.Errorf("list bans: %w", err)
-	}
-	return out, nil
+	return callFor[[]BanEntry](ctx, socketPath, http.MethodGet, "/bans"+readQuery(url.Values{}, consistent), nil, "list bans")
 }
 
 // AddBan bans a prefix on the node behind socketPath and returns the ban.
 func AddBan(ctx context.Context, socketPath string, req BanRequest) (BanEntry, error) {
-	var out BanEntry
-	if _, err := adminCall(ctx, socketPath, http.MethodPost, "/bans", req, &out); err != nil {
-		return BanEntry{}, fmt.Errorf("add ban: %w", err)
-	}
-	return out, nil
+	return callFor[BanEntry](ctx, socketPath, http.MethodPost, "/bans", req, "add ban")
 }
 
 // LiftBan lifts a prefix's ban on the node behind socketPath.
 func LiftBan(ctx context.Context, socketPath, prefix string) error {
-	if _, err := adminCall(ctx, socketPath, http.MethodDelete, "/bans?prefix="+url.QueryEscape(prefix), nil, nil); err != nil {
-		return fmt.Errorf("lift ban: %w", err)
-	}
-	return nil
+	return callNoAnswer(ctx, socketPath, http.MethodDelete, "/bans?prefix="+url.QueryEscape(prefix), nil, "lift ban")
 }
 
 // readQuery returns q, with consistent=1 when asked, as a query string.
@@ -119,29 +128,18 @@ func ListRules(ctx context.Context, socketPath, list string, consistent bool) ([
 	if list != "" {
 		q.Set("list", list)
 	}
-	var out []RuleEntry
-	if _, err := adminCall(ctx, socketPath, http.MethodGet, "/rules"+readQuery(q, consistent), nil, &out); err != nil {
-		return nil, fmt.Errorf("list rules: %w", err)
-	}
-	return out, nil
+	return callFor[[]RuleEntry](ctx, socketPath, http.MethodGet, "/rules"+readQuery(q, consistent), nil, "list rules")
 }
 
 // AddRule adds an access rule through the node behind socketPath.
 func AddRule(ctx context.Context, socketPath string, req RuleRequest) (RuleChange, error) {
-	var out RuleChange
-	if _, err := adminCall(ctx, socketPath, http.MethodPost, "/rules", req, &out); err != nil {
-		return RuleChange{}, fmt.Errorf("add %s rule: %w", req.List, err)
-	}
-	return out, nil
+	return callFor[RuleChange](ctx, socketPath, http.MethodPost, "/rules", req, "add "+req.List+" rule")
 }
 
 // RemoveRule removes an access rule through the node behind socketPath.
 func RemoveRule(ctx context.Context, socketPath, list, prefix string) error {
 	q := url.Values{"list": {list}, "prefix": {prefix}}
-	if _, err := adminCall(ctx, socketPath, http.MethodDelete, "/rules?"+q.Encode(), nil, nil); err != nil {
-		return fmt.Errorf("remove %s rule: %w", list, err)
-	}
-	return nil
+	return callNoAnswer(ctx, socketPath, http.MethodDelete, "/rules?"+q.Encode(), nil, "remove "+list+" rule")
 }
 
 // ListPins returns the TOFU pins of kind (claim, upstream, or "" for both)
@@ -151,56 +149,35 @@ func ListPins(ctx context.Context, socketPath, kind string, consistent bool) ([]
 	if kind != "" {
 		q.Set("kind", kind)
 	}
-	var out []PinEntry
-	if _, err := adminCall(ctx, socketPath, http.MethodGet, "/trust"+readQuery(q, consistent), nil, &out); err != nil {
-		return nil, fmt.Errorf("list pins: %w", err)
-	}
-	return out, nil
+	return callFor[[]PinEntry](ctx, socketPath, http.MethodGet, "/trust"+readQuery(q, consistent), nil, "list pins")
 }
 
 // ApproveTrust pins a subject to the certificate req names, through the
 // node behind socketPath, and returns the pin now in force.
 func ApproveTrust(ctx context.Context, socketPath string, req ApproveRequest) (TrustChange, error) {
-	var out TrustChange
-	if _, err := adminCall(ctx, socketPath, http.MethodPost, "/trust/approve", req, &out); err != nil {
-		return TrustChange{}, fmt.Errorf("approve: %w", err)
-	}
-	return out, nil
+	return callFor[TrustChange](ctx, socketPath, http.MethodPost, "/trust/approve", req, "approve")
 }
 
 // RevokeTrust forgets the pin of kind and subject through the node behind
 // socketPath.
 func RevokeTrust(ctx context.Context, socketPath, kind, subject string) error {
 	q := url.Values{"kind": {kind}, "subject": {subject}}
-	if _, err := adminCall(ctx, socketPath, http.MethodDelete, "/trust?"+q.Encode(), nil, nil); err != nil {
-		return fmt.Errorf("revoke: %w", err)
-	}
-	return nil
+	return callNoAnswer(ctx, socketPath, http.MethodDelete, "/trust?"+q.Encode(), nil, "revoke")
 }
 
 // ClusterStatus returns the cluster as the node behind socketPath sees it.
 func ClusterStatus(ctx context.Context, socketPath string) (cluster.Status, error) {
-	var out cluster.Status
-	if _, err := adminCall(ctx, socketPath, http.MethodGet, "/cluster/status", nil, &out); err != nil {
-		return cluster.Status{}, fmt.Errorf("cluster status: %w", err)
-	}
-	return out, nil
+	return callFor[cluster.Status](ctx, socketPath, http.MethodGet, "/cluster/status", nil, "cluster status")
 }
 
 // JoinCluster admits a node to the cluster through the node behind
 // socketPath.
 func JoinCluster(ctx context.Context, socketPath string, req JoinRequest) error {
-	if _, err := adminCall(ctx, socketPath, http.MethodPost, "/cluster/join", req, nil); err != nil {
-		return fmt.Errorf("cluster join: %w", err)
-	}
-	return nil
+	return callNoAnswer(ctx, socketPath, http.MethodPost, "/cluster/join", req, "cluster join")
 }
 
 // LeaveCluster removes a node from the cluster through the node behind
 // socketPath.
 func LeaveCluster(ctx context.Context, socketPath, id string) error {
-	if _, err := adminCall(ctx, socketPath, http.MethodPost, "/cluster/leave", LeaveRequest{ID: id}, nil); err != nil {
-		return fmt.Errorf("cluster leave: %w", err)
-	}
-	return nil
+	return callNoAnswer(ctx, socketPath, http.MethodPost, "/cluster/leave", LeaveRequest{ID: id}, "cluster leave")
 }

@@ -73,26 +73,16 @@ const maxBanBody = 4 << 10
 // 0600): bans name raw prefixes, as enforcement state must; they never go
 // into logs or events.
 func (a *Admin) HandleBans(st State) {
-	a.mux.Handle("/bans", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			if consistent(w, r, st) {
-				listBans(w, st)
-			}
-		case http.MethodPost:
-			addBan(w, r, st)
-		case http.MethodDelete:
-			liftBan(w, r, st)
-		default:
-			w.Header().Set("Allow", "GET, HEAD, POST, DELETE")
-			writeJSON(w, http.StatusMethodNotAllowed, statusBody{Status: "method_not_allowed", Error: r.Method + " is not allowed"})
-		}
-	}))
+	s := stateAPI{st}
+	a.mux.Handle("/bans", methods{get: s.listBans, post: s.addBan, delete: s.liftBan})
 }
 
-func listBans(w http.ResponseWriter, st State) {
+func (s stateAPI) listBans(w http.ResponseWriter, r *http.Request) {
+	if !s.consistent(w, r) {
+		return
+	}
 	out := []BanEntry{}
-	for _, b := range st.ActiveBans(time.Now()) {
+	for _, b := range s.st.ActiveBans(time.Now()) {
 		out = append(out, banEntry(b))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -126,7 +116,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool
 	return true
 }
 
-func addBan(w http.ResponseWriter, r *http.Request, st State) {
+func (s stateAPI) addBan(w http.ResponseWriter, r *http.Request) {
 	var req BanRequest
 	if !decodeBody(w, r, maxBanBody, &req) {
 		return
@@ -147,12 +137,12 @@ func addBan(w http.ResponseWriter, r *http.Request, st State) {
 	}
 	cmd := raftstore.Command{Op: raftstore.OpBanAdd, Prefix: c.Prefix, Duration: c.Duration, Permanent: c.Permanent,
 		Reason: c.Reason, Force: c.Force}
-	if _, err := st.Apply(r.Context(), cmd); err != nil {
+	if _, err := s.st.Apply(r.Context(), cmd); err != nil {
 		writeApplyError(w, err)
 		return
 	}
 	p := c.Prefix.Masked()
-	for _, b := range st.ActiveBans(time.Now()) {
+	for _, b := range s.st.ActiveBans(time.Now()) {
 		if b.Prefix == p || b.Prefix == normalize(c.Prefix) {
 			writeJSON(w, http.StatusOK, banEntry(b))
 			return
@@ -169,22 +159,13 @@ func normalize(p netip.Prefix) netip.Prefix {
 	return p.Masked()
 }
 
-func liftBan(w http.ResponseWriter, r *http.Request, st State) {
+func (s stateAPI) liftBan(w http.ResponseWriter, r *http.Request) {
 	p, err := config.ParsePrefix(r.URL.Query().Get("prefix"))
 	if err != nil {
 		badRequest(w, fmt.Errorf("prefix: %w", err))
 		return
 	}
-	res, err := st.Apply(r.Context(), raftstore.Command{Op: raftstore.OpBanLift, Prefix: p})
-	if err != nil {
-		writeApplyError(w, err)
-		return
-	}
-	if !res.Changed && res.Duplicate == 0 {
-		writeJSON(w, http.StatusNotFound, statusBody{Status: "not_found", Error: "no active ban for " + p.String()})
-		return
-	}
-	writeJSON(w, http.StatusOK, statusBody{Status: "ok", Index: res.Index})
+	s.remove(w, r, raftstore.Command{Op: raftstore.OpBanLift, Prefix: p}, "no active ban for "+p.String())
 }
 
 func badRequest(w http.ResponseWriter, err error) {

@@ -1,10 +1,7 @@
 package admin
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
@@ -104,10 +101,10 @@ func TestBanAPIRejectsBadInput(t *testing.T) {
 			}
 		})
 	}
-	if code, sb := adminRequest(t, sock, http.MethodPut, "/bans"); code != http.StatusMethodNotAllowed || sb.Status != "method_not_allowed" {
+	if code, sb := send(t, sock, http.MethodPut, "/bans", ""); code != http.StatusMethodNotAllowed || sb.Status != "method_not_allowed" {
 		t.Fatalf("PUT /bans = %d %+v", code, sb)
 	}
-	if code, _ := adminRequest(t, sock, http.MethodDelete, "/bans?prefix=nonsense"); code != http.StatusBadRequest {
+	if code, _ := send(t, sock, http.MethodDelete, "/bans?prefix=nonsense", ""); code != http.StatusBadRequest {
 		t.Fatalf("DELETE with a bad prefix = %d, want 400", code)
 	}
 }
@@ -117,32 +114,6 @@ func TestBanClientNoNode(t *testing.T) {
 	if !errors.Is(err, ErrNoNode) {
 		t.Fatalf("ListBans without a node = %v, want ErrNoNode", err)
 	}
-}
-
-// postBan sends body as POST /bans over the socket at path and returns the
-// status and decoded JSON body, so that tests see what a raw HTTP client
-// sees.
-func postBan(t *testing.T, path, body string) (int, statusBody) {
-	t.Helper()
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
-	}}
-	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, "http://admin/bans", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		t.Fatalf("POST /bans: %v", err)
-	}
-	defer resp.Body.Close()
-	var sb statusBody
-	if err := json.NewDecoder(resp.Body).Decode(&sb); err != nil {
-		t.Fatalf("POST /bans: body is not JSON: %v", err)
-	}
-	return resp.StatusCode, sb
 }
 
 // The server refuses what would make a ban permanent by accident, lock out
@@ -171,7 +142,7 @@ func TestBanAPIGuardRails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, sb := postBan(t, sock, tt.body)
+			code, sb := send(t, sock, http.MethodPost, "/bans", tt.body)
 			if code != tt.code || !strings.Contains(sb.Error, tt.want) {
 				t.Fatalf("POST %.80s = %d %q, want %d and an error containing %q", tt.body, code, sb.Error, tt.code, tt.want)
 			}
@@ -192,7 +163,7 @@ func TestBanAPIGuardRails(t *testing.T) {
 	}
 	for _, tt := range ok {
 		t.Run(tt.name, func(t *testing.T) {
-			if code, sb := postBan(t, sock, tt.body); code != 200 {
+			if code, sb := send(t, sock, http.MethodPost, "/bans", tt.body); code != 200 {
 				t.Fatalf("POST %s = %d %q, want 200", tt.body, code, sb.Error)
 			}
 		})

@@ -66,10 +66,10 @@ const maxClusterBody = 4 << 10
 // one. Changes go through the leader from any node and answer once the new
 // configuration is committed.
 func (a *Admin) HandleCluster(c Cluster) {
-	a.mux.Handle("/cluster/status", getOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	a.mux.Handle("/cluster/status", methods{get: func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, c.Status())
-	})))
-	a.mux.Handle("/cluster/join", postOnly(func(w http.ResponseWriter, r *http.Request) {
+	}})
+	a.mux.Handle("/cluster/join", methods{post: func(w http.ResponseWriter, r *http.Request) {
 		var req JoinRequest
 		if !decodeBody(w, r, maxClusterBody, &req) {
 			return
@@ -84,8 +84,8 @@ func (a *Admin) HandleCluster(c Cluster) {
 			return
 		}
 		writeJSON(w, http.StatusOK, statusBody{Status: "ok"})
-	}))
-	a.mux.Handle("/cluster/leave", postOnly(func(w http.ResponseWriter, r *http.Request) {
+	}})
+	a.mux.Handle("/cluster/leave", methods{post: func(w http.ResponseWriter, r *http.Request) {
 		var req LeaveRequest
 		if !decodeBody(w, r, maxClusterBody, &req) {
 			return
@@ -107,18 +107,7 @@ func (a *Admin) HandleCluster(c Cluster) {
 			return
 		}
 		writeJSON(w, http.StatusOK, statusBody{Status: "ok"})
-	}))
-}
-
-// postOnly refuses methods other than POST with a JSON 405.
-func postOnly(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			methodNotAllowed(w, r, "POST")
-			return
-		}
-		h(w, r)
-	})
+	}})
 }
 
 // unavailable answers a change whose outcome is unknown (no leader, a

@@ -1,8 +1,6 @@
 package admin
 
 import (
-	"crypto/tls"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -98,7 +96,7 @@ func tlsNode(t *testing.T, layout *pki.Layout, id string, expect int, join []str
 	timing.ApplyTimeout = 5 * time.Second
 	n, err := cluster.New(cluster.Config{
 		ID: id, Dir: filepath.Join(t.TempDir(), id), Listen: "127.0.0.1:0", BootstrapExpect: expect, Join: join,
-		ServerTLS: server, ClientTLS: cred.ClientConfig(""), PeerName: nodeName, Timing: timing,
+		ServerTLS: server, ClientTLS: cred.ClientConfig(""), PeerName: pki.PeerNodeName, Timing: timing,
 		AutoBan: raftstore.DefaultAutoBanPolicy(), Logger: testlog.New(t),
 	})
 	if err != nil {
@@ -109,17 +107,6 @@ func tlsNode(t *testing.T, layout *pki.Layout, id string, expect int, join []str
 	}
 	t.Cleanup(func() { n.Close() })
 	return n
-}
-
-func nodeName(cs tls.ConnectionState) (string, error) {
-	id, err := pki.PeerIdentity(cs)
-	if err != nil {
-		return "", err
-	}
-	if id.Kind != pki.KindNode {
-		return "", fmt.Errorf("peer %s is not a node", id)
-	}
-	return id.Name, nil
 }
 
 // deadAddr returns a loopback address nothing listens on.
@@ -167,7 +154,10 @@ func TestClusterAPIJoinForwardLeave(t *testing.T) {
 	if err := JoinCluster(ctx, sock1, JoinRequest{ID: "n2", Addr: n2.Addr()}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "n2 to follow n1", func() bool { id, _ := n2.Leader(); return id == "n1" })
+	waitUntil(t, "n2 to follow n1 and know both members", func() bool {
+		id, _ := n2.Leader()
+		return id == "n1" && slices.Equal(n2.Status().Peers, []string{"n1", "n2"})
+	})
 	st, err := ClusterStatus(ctx, sock2)
 	if err != nil || st.NodeID != "n2" || st.State != "follower" || st.Leader != "n1" || !slices.Equal(st.Peers, []string{"n1", "n2"}) {
 		t.Fatalf("status on n2 = %+v, %v", st, err)

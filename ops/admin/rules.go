@@ -89,35 +89,17 @@ const maxRuleBody = 4 << 10
 // removes one (404 when it was not there). Writes commit cluster-wide
 // before they answer, from any node.
 func (a *Admin) HandleRules(st State) {
-	a.mux.Handle("/rules", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			listRules(w, r, st)
-		case http.MethodPost:
-			addRule(w, r, st)
-		case http.MethodDelete:
-			removeRule(w, r, st)
-		default:
-			methodNotAllowed(w, r, "GET, HEAD, POST, DELETE")
-		}
-	}))
+	s := stateAPI{st}
+	a.mux.Handle("/rules", methods{get: s.listRules, post: s.addRule, delete: s.removeRule})
 }
 
-func listRules(w http.ResponseWriter, r *http.Request, st State) {
-	var only raftstore.RuleList
-	if v := r.URL.Query().Get("list"); v != "" {
-		l, err := ParseRuleList(v)
-		if err != nil {
-			badRequest(w, err)
-			return
-		}
-		only = l
-	}
-	if !consistent(w, r, st) {
+func (s stateAPI) listRules(w http.ResponseWriter, r *http.Request) {
+	only, ok := queryFilter(w, r, "list", ParseRuleList)
+	if !ok || !s.consistent(w, r) {
 		return
 	}
 	out := []RuleEntry{}
-	for _, rule := range st.Rules() {
+	for _, rule := range s.st.Rules() {
 		if only == "" || rule.List == only {
 			out = append(out, RuleEntry{List: string(rule.List), Prefix: rule.Prefix.String()})
 		}
@@ -125,7 +107,7 @@ func listRules(w http.ResponseWriter, r *http.Request, st State) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func addRule(w http.ResponseWriter, r *http.Request, st State) {
+func (s stateAPI) addRule(w http.ResponseWriter, r *http.Request) {
 	var req RuleRequest
 	if !decodeBody(w, r, maxRuleBody, &req) {
 		return
@@ -138,7 +120,7 @@ func addRule(w http.ResponseWriter, r *http.Request, st State) {
 		badRequest(w, err)
 		return
 	}
-	res, err := st.Apply(r.Context(), cmd)
+	res, err := s.st.Apply(r.Context(), cmd)
 	if err != nil {
 		writeApplyError(w, err)
 		return
@@ -149,7 +131,7 @@ func addRule(w http.ResponseWriter, r *http.Request, st State) {
 	})
 }
 
-func removeRule(w http.ResponseWriter, r *http.Request, st State) {
+func (s stateAPI) removeRule(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	list, err := ParseRuleList(q.Get("list"))
 	if err != nil {
@@ -161,20 +143,6 @@ func removeRule(w http.ResponseWriter, r *http.Request, st State) {
 		badRequest(w, err)
 		return
 	}
-	res, err := st.Apply(r.Context(), raftstore.Command{Op: raftstore.OpRuleRemove, List: list, Prefix: p})
-	if err != nil {
-		writeApplyError(w, err)
-		return
-	}
-	if !res.Changed && res.Duplicate == 0 {
-		writeJSON(w, http.StatusNotFound, statusBody{Status: "not_found", Error: fmt.Sprintf("no %s rule for %s", list, normalize(p))})
-		return
-	}
-	writeJSON(w, http.StatusOK, statusBody{Status: "ok", Index: res.Index})
-}
-
-// methodNotAllowed answers a method an endpoint does not serve.
-func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
-	w.Header().Set("Allow", allow)
-	writeJSON(w, http.StatusMethodNotAllowed, statusBody{Status: "method_not_allowed", Error: r.Method + " is not allowed"})
+	s.remove(w, r, raftstore.Command{Op: raftstore.OpRuleRemove, List: list, Prefix: p},
+		fmt.Sprintf("no %s rule for %s", list, normalize(p)))
 }

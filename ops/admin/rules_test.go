@@ -2,9 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
@@ -50,42 +47,6 @@ func serveState(t *testing.T, n *cluster.Node) string {
 	}
 	t.Cleanup(func() { a.Close(context.Background()) })
 	return path
-}
-
-// send makes one raw request over the socket at path and returns the
-// status and the decoded JSON error body, so that tests see what any HTTP
-// client sees.
-func send(t *testing.T, path, method, target, body string) (int, statusBody) {
-	t.Helper()
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
-	}}
-	defer tr.CloseIdleConnections()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(testCtx(t), method, "http://admin"+target, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, target, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb statusBody
-	if resp.StatusCode/100 != 2 {
-		if err := json.Unmarshal(b, &sb); err != nil {
-			t.Fatalf("%s %s: %d, body is not JSON: %v: %s", method, target, resp.StatusCode, err, b)
-		}
-	}
-	return resp.StatusCode, sb
 }
 
 // unchanged fails the test if a command was committed since before, the

@@ -159,34 +159,18 @@ const maxTrustBody = 4 << 10
 // there was none), so the subject's next use is a first use again. Writes
 // commit cluster-wide before they answer, from any node.
 func (a *Admin) HandleTrust(st State) {
-	a.mux.Handle("/trust", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			listPins(w, r, st)
-		case http.MethodDelete:
-			revokePin(w, r, st)
-		default:
-			methodNotAllowed(w, r, "GET, HEAD, DELETE")
-		}
-	}))
-	a.mux.Handle("/trust/approve", postOnly(func(w http.ResponseWriter, r *http.Request) { approvePin(w, r, st) }))
+	s := stateAPI{st}
+	a.mux.Handle("/trust", methods{get: s.listPins, delete: s.revokePin})
+	a.mux.Handle("/trust/approve", methods{post: s.approvePin})
 }
 
-func listPins(w http.ResponseWriter, r *http.Request, st State) {
-	var only tofu.PinKind
-	if v := r.URL.Query().Get("kind"); v != "" {
-		k, err := parsePinKind(v)
-		if err != nil {
-			badRequest(w, err)
-			return
-		}
-		only = k
-	}
-	if !consistent(w, r, st) {
+func (s stateAPI) listPins(w http.ResponseWriter, r *http.Request) {
+	only, ok := queryFilter(w, r, "kind", parsePinKind)
+	if !ok || !s.consistent(w, r) {
 		return
 	}
 	out := []PinEntry{}
-	for _, p := range st.Pins() {
+	for _, p := range s.st.Pins() {
 		if only == 0 || p.Key.Kind == only {
 			out = append(out, pinEntry(p))
 		}
@@ -210,7 +194,7 @@ func pinEntry(p tofu.Pin) PinEntry {
 	return e
 }
 
-func approvePin(w http.ResponseWriter, r *http.Request, st State) {
+func (s stateAPI) approvePin(w http.ResponseWriter, r *http.Request) {
 	var req ApproveRequest
 	if !decodeBody(w, r, maxTrustBody, &req) {
 		return
@@ -220,7 +204,7 @@ func approvePin(w http.ResponseWriter, r *http.Request, st State) {
 		badRequest(w, err)
 		return
 	}
-	res, err := st.Apply(r.Context(), cmd)
+	res, err := s.st.Apply(r.Context(), cmd)
 	if err != nil {
 		writeApplyError(w, err)
 		return
@@ -228,7 +212,7 @@ func approvePin(w http.ResponseWriter, r *http.Request, st State) {
 	key := tofu.PinKey{Kind: cmd.PinKind, Scope: cmd.Subject}
 	pin := res.Pin
 	if pin.Key != key {
-		for _, p := range st.Pins() {
+		for _, p := range s.st.Pins() {
 			if p.Key == key {
 				pin = p
 			}
@@ -237,7 +221,7 @@ func approvePin(w http.ResponseWriter, r *http.Request, st State) {
 	writeJSON(w, http.StatusOK, TrustChange{PinEntry: pinEntry(pin), Changed: res.Changed, Index: res.Index})
 }
 
-func revokePin(w http.ResponseWriter, r *http.Request, st State) {
+func (s stateAPI) revokePin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	kind, err := parsePinKind(q.Get("kind"))
 	if err != nil {
@@ -249,17 +233,8 @@ func revokePin(w http.ResponseWriter, r *http.Request, st State) {
 		badRequest(w, fmt.Errorf("subject: %w", err))
 		return
 	}
-	res, err := st.Apply(r.Context(), raftstore.Command{Op: raftstore.OpTrustRevoke, PinKind: kind, Subject: subject})
-	if err != nil {
-		writeApplyError(w, err)
-		return
-	}
-	if !res.Changed && res.Duplicate == 0 {
-		writeJSON(w, http.StatusNotFound, statusBody{Status: "not_found",
-			Error: fmt.Sprintf("no %s pin for %s", raftstore.TrustKindName(kind), quoteShort(subject))})
-		return
-	}
-	writeJSON(w, http.StatusOK, statusBody{Status: "ok", Index: res.Index})
+	s.remove(w, r, raftstore.Command{Op: raftstore.OpTrustRevoke, PinKind: kind, Subject: subject},
+		fmt.Sprintf("no %s pin for %s", raftstore.TrustKindName(kind), quoteShort(subject)))
 }
 
 // quoteShort quotes s for an error message, cut to a bounded length so that

@@ -94,6 +94,21 @@ func PeerIdentity(cs tls.ConnectionState) (Identity, error) {
 	return id, nil
 }
 
+// PeerNodeName returns the node id of the peer of a TLS connection, as
+// PeerIdentity reads it: how a cluster node names the peer on the other
+// end of a connection. A verified identity that is not a node's (the admin
+// client's) is an error.
+func PeerNodeName(cs tls.ConnectionState) (string, error) {
+	id, err := PeerIdentity(cs)
+	if err != nil {
+		return "", err
+	}
+	if id.Kind != KindNode {
+		return "", fmt.Errorf("peer %s is not a node", id)
+	}
+	return id.Name, nil
+}
+
 // IdentityOf returns the identity a certificate carries: its one chimalli://
 // URI subject alternative name, whose name must equal the common name. It
 // does not verify the certificate.

@@ -261,7 +261,7 @@ func stage(tmp string, files issued) error {
 			return err
 		}
 	}
-	return syncDir(tmp)
+	return tofu.SyncDir(tmp)
 }
 
 // writeFresh creates dir, which does not exist, by staging every file in a
@@ -289,7 +289,7 @@ func writeFresh(dir string, files issued, ops fileOps) (err error) {
 	if err := ops.rename(tmp, dir); err != nil {
 		return err
 	}
-	return syncDir(parent)
+	return tofu.SyncDir(parent)
 }
 
 // writeInPlace fills dir, which exists and holds none of names, by staging
@@ -322,36 +322,12 @@ func writeInPlace(dir string, names []string, files issued, ops fileOps) (err er
 		}
 		moved = append(moved, final)
 	}
-	return syncDir(dir)
+	return tofu.SyncDir(dir)
 }
 
 // publishNoReplace moves staged to final unless final exists (the error then
-// wraps fs.ErrExist): a hard link makes the check and the move one step;
-// where the file system has no hard links it falls back to a check and a
-// rename. The staged name may remain; its directory is removed afterwards.
+// wraps fs.ErrExist), as tofu.PublishFile does. On error the staged file
+// may remain; its directory is removed afterwards.
 func publishNoReplace(staged, final string) error {
-	err := os.Link(staged, final)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, fs.ErrExist):
-		return fmt.Errorf("%s: %w", final, fs.ErrExist)
-	}
-	if _, serr := os.Lstat(final); serr == nil {
-		return fmt.Errorf("%s: %w", final, fs.ErrExist)
-	}
-	return os.Rename(staged, final)
-}
-
-// syncDir fsyncs directory dir so that the renames in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return d.Close()
+	return tofu.PublishFile(staged, final, false)
 }

@@ -185,6 +185,23 @@ func TestPeerIdentityNeedsAVerifiedChain(t *testing.T) {
 	}
 }
 
+func TestPeerNodeName(t *testing.T) {
+	l := newCluster(t, "n1")
+	verified := func(c *Credentials) tls.ConnectionState {
+		return tls.ConnectionState{PeerCertificates: []*x509.Certificate{c.cert.Leaf}, VerifiedChains: [][]*x509.Certificate{{c.cert.Leaf}}}
+	}
+	if name, err := PeerNodeName(verified(mustLoad(t, l.Node("n1")))); err != nil || name != "n1" {
+		t.Fatalf("PeerNodeName of node n1: %q, %v", name, err)
+	}
+	if name, err := PeerNodeName(verified(mustLoad(t, l.Admin()))); err == nil || !strings.Contains(err.Error(), "peer admin/admin is not a node") {
+		t.Fatalf("PeerNodeName of the admin client: %q, %v, want an error", name, err)
+	}
+	unverified := tls.ConnectionState{PeerCertificates: []*x509.Certificate{mustLoad(t, l.Node("n1")).cert.Leaf}}
+	if name, err := PeerNodeName(unverified); !errors.Is(err, ErrUnverified) {
+		t.Fatalf("PeerNodeName of an unverified certificate: %q, %v", name, err)
+	}
+}
+
 func TestIdentityOf(t *testing.T) {
 	l := newCluster(t, "n1")
 	leaf := mustLoad(t, l.Node("n1")).cert.Leaf

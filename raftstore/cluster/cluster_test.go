@@ -57,15 +57,17 @@ func testLogger(t testing.TB, name string) *slog.Logger {
 // data dir and cluster port on loopback, over mutual TLS with certificates
 // from pki.Init.
 type testCluster struct {
-	t     *testing.T
-	dir   string
-	pki   *pki.Layout
-	peers []Peer
-	nodes map[string]*Node
-	cfgs  map[string]Config
+	t          testing.TB
+	dir        string
+	pki        *pki.Layout
+	peers      []Peer
+	nodes      map[string]*Node
+	cfgs       map[string]Config
+	beforeOpen func(*Node) // when set, called with each node between New and Open
+
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,7 +77,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func tlsFor(t *testing.T, files pki.Files) (server, client *tls.Config) {
+func tlsFor(t testing.TB, files pki.Files) (server, client *tls.Config) {
 	t.Helper()
 	cred, err := pki.Load(files)
 	if err != nil {
@@ -88,30 +90,31 @@ func tlsFor(t *testing.T, files pki.Files) (server, client *tls.Config) {
 	return server, cred.ClientConfig("")
 }
 
-func peerName(cs tls.ConnectionState) (string, error) {
-	id, err := pki.PeerIdentity(cs)
-	if err != nil {
-		return "", err
-	}
-	if id.Kind != pki.KindNode {
-		return "", fmt.Errorf("peer %s is not a node", id)
-	}
-	return id.Name, nil
+func newTestCluster(t testing.TB, ids ...string) *testCluster {
+	t.Helper()
+	return newTestClusterWith(t, nil, nil, ids...)
 }
 
-func newTestCluster(t *testing.T, ids ...string) *testCluster {
+// newTestClusterWith is newTestCluster with tweak (when not nil) applied
+// to each node's configuration and beforeOpen (when not nil) called with
+// each node between New and Open, to set test hooks.
+func newTestClusterWith(t testing.TB, tweak func(*Config), beforeOpen func(*Node), ids ...string) *testCluster {
 	t.Helper()
 	dir := t.TempDir()
 	layout, err := pki.Init(filepath.Join(dir, "certs"), pki.InitOptions{Nodes: append(ids, "spare")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testCluster{t: t, dir: dir, pki: layout, nodes: map[string]*Node{}, cfgs: map[string]Config{}}
+	c := &testCluster{t: t, dir: dir, pki: layout, nodes: map[string]*Node{}, cfgs: map[string]Config{}, beforeOpen: beforeOpen}
 	for _, id := range ids {
 		c.peers = append(c.peers, Peer{ID: id, Addr: freeAddr(t)})
 	}
 	for _, p := range c.peers {
-		c.cfgs[p.ID] = c.config(p.ID, p.Addr)
+		cfg := c.config(p.ID, p.Addr)
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		c.cfgs[p.ID] = cfg
 	}
 	for _, id := range ids {
 		c.start(id)
@@ -128,7 +131,7 @@ func (c *testCluster) config(id, addr string) Config {
 	server, client := tlsFor(c.t, c.pki.Node(id))
 	return Config{
 		ID: id, Dir: filepath.Join(c.dir, id), Listen: addr, Peers: c.peers, BootstrapExpect: len(c.peers),
-		ServerTLS: server, ClientTLS: client, PeerName: peerName,
+		ServerTLS: server, ClientTLS: client, PeerName: pki.PeerNodeName,
 		Timing: testTiming(), AutoBan: raftstore.DefaultAutoBanPolicy(), Logger: testLogger(c.t, id),
 	}
 }
@@ -138,6 +141,9 @@ func (c *testCluster) start(id string) *Node {
 	n, err := New(c.cfgs[id])
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	if c.beforeOpen != nil {
+		c.beforeOpen(n)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -413,7 +419,7 @@ func TestClusterRefusesNodeFromAnotherAuthority(t *testing.T) {
 	}
 	server, client := tlsFor(t, other.Node("n4"))
 	cfg := Config{ID: "n4", Dir: filepath.Join(t.TempDir(), "n4"), Listen: freeAddr(t), Join: []string{c.peers[0].Addr},
-		ServerTLS: server, ClientTLS: client, PeerName: peerName, Timing: testTiming(),
+		ServerTLS: server, ClientTLS: client, PeerName: pki.PeerNodeName, Timing: testTiming(),
 		AutoBan: raftstore.DefaultAutoBanPolicy(), Logger: testLogger(t, "n4")}
 	n, err := New(cfg)
 	if err != nil {
@@ -444,7 +450,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	l := c.leader()
 	server, client := tlsFor(t, c.pki.Node("spare"))
 	cfg := Config{ID: "spare", Dir: filepath.Join(c.dir, "spare"), Listen: freeAddr(t), Join: []string{c.peers[1].Addr, c.peers[0].Addr},
-		ServerTLS: server, ClientTLS: client, PeerName: peerName, Timing: testTiming(),
+		ServerTLS: server, ClientTLS: client, PeerName: pki.PeerNodeName, Timing: testTiming(),
 		AutoBan: raftstore.DefaultAutoBanPolicy(), Logger: testLogger(t, "spare")}
 	n, err := New(cfg)
 	if err != nil {

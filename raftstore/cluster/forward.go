@@ -62,6 +62,12 @@ const (
 // was unreachable or the connection broke. Retryable.
 var errForwardUnavailable = errors.New("leader unreachable")
 
+// maxIdleForward bounds the idle forwarding connections kept per leader:
+// enough for a burst of concurrent writers (an auto-ban storm, 32 operator
+// clients) to reuse connections instead of paying a mutual-TLS handshake
+// per forwarded command.
+const maxIdleForward = 64
+
 // maxForwardLine bounds one request or response line.
 const maxForwardLine = 64 << 10
 
@@ -124,7 +130,7 @@ func (f *forwarder) put(c *fwdConn) {
 		return
 	default:
 	}
-	if len(f.idle[c.to]) >= 8 {
+	if len(f.idle[c.to]) >= maxIdleForward {
 		c.c.Close()
 		return
 	}

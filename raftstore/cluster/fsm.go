@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -98,6 +97,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if changed != 0 && f.provisional == 0 {
 		f.views.publish(f.state, changed)
 	}
+	if changed&viewBans != 0 {
+		f.state.KeepFrozen(freezeSlack)
+	}
 	f.mu.Unlock()
 	if n := len(logs); n > 0 {
 		f.advance(logs[n-1].Index)
@@ -124,24 +126,18 @@ func (f *fsm) appliedCh() (uint64, <-chan struct{}) {
 	return f.applied.Load(), f.waitCh
 }
 
-// Snapshot captures the state as snapshot bytes. Raft does not call Apply
-// while Snapshot runs, so this is a consistent point; Persist writes the
-// bytes while Apply goes on.
+// Snapshot captures the state: Raft does not call Apply while Snapshot
+// runs, so this is a consistent point. Capturing costs the ban changes
+// since the last snapshot and a copy of the small parts (State.Freeze), so
+// applies are not held up even at a million bans; Persist writes the
+// frozen copy while Apply goes on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if errp := f.failed.Load(); errp != nil {
 		return nil, *errp
 	}
-	// The adapter's own line first: the index of the last entry this FSM
-	// applied (a configuration entry may follow the last event), so a node
-	// restored from the snapshot knows how far it is; then the state.
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "{\"applied\":%d}\n", f.applied.Load())
-	if err := f.state.WriteSnapshot(&b); err != nil {
-		return nil, err
-	}
-	return snapshotBytes(b.Bytes()), nil
+	return &fsmSnapshot{applied: f.applied.Load(), state: f.state.Freeze()}, nil
 }
 
 // Restore replaces the state with a snapshot's.
@@ -245,17 +241,34 @@ func (f *fsm) read(fn func(st *raftstore.State)) {
 	fn(f.state)
 }
 
-type snapshotBytes []byte
+// freezeSlack bounds the ban changes a snapshot catches up on while it
+// holds up Raft's applies: at a million bans about 5 ms' worth.
+const freezeSlack = 1024
 
-func (s snapshotBytes) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s); err != nil {
+// fsmSnapshot is a frozen state and the index of the last entry the FSM
+// had applied (a configuration entry may follow the last event), which
+// goes first, in a line of its own, so a node restored from the snapshot
+// knows how far it is.
+type fsmSnapshot struct {
+	applied uint64
+	state   *raftstore.Frozen
+}
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	err := func() error {
+		if _, err := fmt.Fprintf(sink, "{\"applied\":%d}\n", s.applied); err != nil {
+			return err
+		}
+		return s.state.WriteSnapshot(sink)
+	}()
+	if err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
 	return sink.Close()
 }
 
-func (s snapshotBytes) Release() {}
+func (s *fsmSnapshot) Release() {}
 
 // viewSet says which views a batch changed.
 type viewSet uint8

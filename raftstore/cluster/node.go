@@ -59,7 +59,8 @@ type Node struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
-	nudging atomic.Bool
+	nudges   atomic.Int64 // nudges asked for and not yet served by a barrier
+	noNudges bool         // tests and benchmarks: commit without nudging (set before Open)
 
 	pending     pendingBans
 	autoQ       chan netip.Prefix
@@ -474,19 +475,42 @@ func (n *Node) applyLocal(ctx context.Context, cmd raftstore.Command) (raftstore
 }
 
 // nudge makes the followers learn the new commit index now rather than at
-// the leader's next idle append (CommitTimeout): it appends a barrier,
-// whose AppendEntries carries the commit index of what came before. One
-// barrier is in flight at a time; under a stream of writes the writes
-// themselves carry the commit index, so a storm costs few barriers.
+// the leader's next idle append. In hashicorp/raft a follower learns the
+// commit index only from an AppendEntries that carries entries or from
+// the idle one the leader sends each follower every CommitTimeout to
+// 2×CommitTimeout (heartbeats do not carry it), so a ban committed on the
+// leader would reach the followers' views up to 2×CommitTimeout later.
+// nudge appends a barrier (an empty LogBarrier entry, which goes through
+// consensus like any entry and never reaches the FSM) after the commit:
+// its AppendEntries carries a commit index that includes the write, so the
+// followers apply it one round trip later. It costs one log write per
+// node per nudge and nothing when the cluster is idle, where a short
+// CommitTimeout would cost an append to every follower every few
+// milliseconds forever (docs/performance.md has the figures).
+//
+// Nudges coalesce: one barrier is in flight at a time, and every nudge
+// asked for while it is in flight is served by one more barrier after it
+// (the one in flight may have been appended before that write committed;
+// skipping the nudge would leave the write to the idle append). A burst of
+// writes thus costs a barrier per round trip, not one per write.
 func (n *Node) nudge() {
-	if !n.nudging.CompareAndSwap(false, true) {
-		return
+	if n.noNudges || n.nudges.Add(1) > 1 {
+		return // the running nudger will barrier again for this one
 	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		defer n.nudging.Store(false)
-		n.await(context.Background(), n.raft.Barrier(n.cfg.Timing.ApplyTimeout))
+		for {
+			asked := n.nudges.Load()
+			// Raft never answers a barrier it queued as it shut down:
+			// await returns on Close too.
+			if err := n.await(context.Background(), n.raft.Barrier(n.cfg.Timing.ApplyTimeout)); errors.Is(err, ErrClosed) {
+				return
+			}
+			if n.nudges.Add(-asked) == 0 {
+				return
+			}
+		}
 	}()
 }
 
