@@ -86,7 +86,7 @@ type fwdConn struct {
 }
 
 func newForwarder(n *Node) *forwarder {
-	return &forwarder{n: n, d: newDialer(n.cfg.ClientTLS, ProtoForward), idle: map[string][]*fwdConn{}, done: make(chan struct{})}
+	return &forwarder{n: n, d: newDialer(n.cfg.ClientTLS, ProtoForward, n.wrapConn), idle: map[string][]*fwdConn{}, done: make(chan struct{})}
 }
 
 func (f *forwarder) close() {

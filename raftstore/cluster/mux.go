@@ -155,26 +155,60 @@ func (l *protoListener) Addr() net.Addr { return l.mux.Addr() }
 // dialer dials a peer's cluster port with mutual TLS for one protocol.
 type dialer struct {
 	tlsCfg *tls.Config
+	wrap   func(net.Conn) net.Conn // tests: fault injection on the TCP connection; nil: none
 }
 
-func newDialer(clientTLS *tls.Config, proto string) dialer {
+func newDialer(clientTLS *tls.Config, proto string, wrap func(net.Conn) net.Conn) dialer {
 	cfg := clientTLS.Clone()
 	cfg.NextProtos = []string{proto}
-	return dialer{tlsCfg: cfg}
+	return dialer{tlsCfg: cfg, wrap: wrap}
 }
 
 func (d dialer) dial(ctx context.Context, addr string) (*tls.Conn, error) {
-	nd := &tls.Dialer{Config: d.tlsCfg}
-	c, err := nd.DialContext(ctx, "tcp", addr)
+	var nd net.Dialer
+	raw, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	tc := c.(*tls.Conn)
+	if d.wrap != nil {
+		raw = d.wrap(raw)
+	}
+	cfg := d.tlsCfg
+	if cfg.ServerName == "" {
+		// The peer's certificate is checked against the name or address
+		// dialled, as tls.Dial would.
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
 	if got := tc.ConnectionState().NegotiatedProtocol; got != d.tlsCfg.NextProtos[0] {
 		tc.Close()
 		return nil, fmt.Errorf("dial %s: peer speaks %q, want %q", addr, got, d.tlsCfg.NextProtos[0])
 	}
 	return tc, nil
+}
+
+// wrappedListener applies a test's fault injection to accepted connections.
+type wrappedListener struct {
+	net.Listener
+	wrap func(net.Conn) net.Conn
+}
+
+func (l wrappedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.wrap(c), nil
 }
 
 // streamLayer is the raft.StreamLayer over a Mux: raft's connections are

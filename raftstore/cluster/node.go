@@ -59,6 +59,10 @@ type Node struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
+	// wrapConn, when set (by tests, before Open), wraps every TCP
+	// connection of the cluster port, accepted or dialled: fault injection.
+	wrapConn func(net.Conn) net.Conn
+
 	nudges   atomic.Int64 // nudges asked for and not yet served by a barrier
 	noNudges bool         // tests and benchmarks: commit without nudging (set before Open)
 
@@ -138,6 +142,9 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("cluster: listen: %w", err)
 		}
+		if n.wrapConn != nil {
+			ln = wrappedListener{ln, n.wrapConn}
+		}
 		n.mux, err = NewMux(ln, n.cfg.ServerTLS, n.log, ProtoRaft, ProtoForward)
 		if err != nil {
 			ln.Close()
@@ -147,7 +154,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		sl := &streamLayer{Listener: n.mux.Listener(ProtoRaft), advertise: adv, d: newDialer(n.cfg.ClientTLS, ProtoRaft)}
+		sl := &streamLayer{Listener: n.mux.Listener(ProtoRaft), advertise: adv, d: newDialer(n.cfg.ClientTLS, ProtoRaft, n.wrapConn)}
 		n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream: sl, MaxPool: 3, Timeout: 10 * time.Second, Logger: rcfg.Logger.Named("transport"),
 		})
