@@ -35,7 +35,7 @@ func TestEventsGolden(t *testing.T) {
 		types[e.Type] = true
 	}
 	for _, ty := range []EventType{TypeBanAdded, TypeBanLifted, TypeRuleAdded, TypeRuleRemoved, TypeTrustPinned,
-		TypeTrustChanged, TypeTrustRevoked, TypeTicketKeyAdded} {
+		TypeTrustChanged, TypeTrustRevoked, TypeTicketKeyAdded, TypeAuditKeyRotated} {
 		if !types[ty] {
 			t.Errorf("no golden line for %s", ty)
 		}
