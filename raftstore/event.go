@@ -33,6 +33,13 @@ const (
 	TypeAuditKeyRotated EventType = "audit.key_rotated"
 )
 
+// Secret reports whether events of type t carry a secret (a key): they
+// stay inside the cluster (the Raft log, snapshots, the cluster port) and
+// are never published on the event plane.
+func (t EventType) Secret() bool {
+	return t == TypeTicketKeyAdded || t == TypeAuditKeyRotated
+}
+
 // Event is one entry of the replicated log: a typed, versioned change to
 // the state, stamped by the leader that committed it. Exactly one of the
 // payload fields is set, the one Type names.
