@@ -77,8 +77,9 @@ func StateMsgID(cluster string, index uint64) string {
 	return cluster + "-" + strconv.FormatUint(index, 10)
 }
 
-// Published reports whether events of type t are published. Ticket keys
-// are secrets and stay inside the cluster.
+// Published reports whether events of type t are published: the seven
+// listed, never a secret (raftstore.EventType.Secret: ticket and audit
+// keys) nor a type this list does not know yet.
 func Published(t raftstore.EventType) bool {
 	switch t {
 	case raftstore.TypeBanAdded, raftstore.TypeBanLifted, raftstore.TypeRuleAdded, raftstore.TypeRuleRemoved,

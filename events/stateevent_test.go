@@ -76,6 +76,9 @@ func TestStateMessagesGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if e.Type.Secret() && Published(e.Type) {
+			t.Fatalf("secret type %s is published", e.Type)
+		}
 		if !Published(e.Type) {
 			if m != nil {
 				t.Fatalf("%s is published", e.Type)

@@ -253,6 +253,12 @@ type AuditConfig struct {
 	// Buffer bounds the records waiting to be written; beyond it records
 	// are dropped and counted, never blocking a request.
 	Buffer int `koanf:"buffer"`
+	// HashKeyRotation is how often the cluster's leader replaces the key
+	// that hashes client addresses (in records and logs) on every node.
+	HashKeyRotation time.Duration `koanf:"hash_key_rotation"`
+	// HashKeyRetention is how long a replaced hashing key is kept; then
+	// its hashes can no longer be linked to addresses.
+	HashKeyRetention time.Duration `koanf:"hash_key_retention"`
 }
 
 // TOFUConfig locates the node's local trust stores.
@@ -335,7 +341,7 @@ func DefaultConfig() *Config {
 			Escalate:  ab.Escalate,
 			Max:       ab.Max,
 		},
-		Audit:   AuditConfig{Buffer: events.DefaultAuditBuffer},
+		Audit:   AuditConfig{Buffer: events.DefaultAuditBuffer, HashKeyRotation: 24 * time.Hour, HashKeyRetention: 72 * time.Hour},
 		Cluster: defaultCluster(),
 		Log:     LogConfig{Level: "error", Format: "json"},
 	}
