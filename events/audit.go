@@ -324,7 +324,12 @@ func isIPAddress(s string) bool {
 // "<key id>:<32 lower-case hex>" with a key id of [A-Za-z0-9_-]{1,32}.
 func isClientHash(s string) bool {
 	id, sum, ok := strings.Cut(s, ":")
-	if !ok || len(id) == 0 || len(id) > maxKeyIDBytes || len(sum) != 2*HashBytes {
+	return ok && validKeyID(id) && len(sum) == 2*HashBytes && isLowerHex(sum)
+}
+
+// validKeyID reports whether id is [A-Za-z0-9_-]{1,32}.
+func validKeyID(id string) bool {
+	if len(id) == 0 || len(id) > maxKeyIDBytes {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -333,7 +338,7 @@ func isClientHash(s string) bool {
 			return false
 		}
 	}
-	return isLowerHex(sum)
+	return true
 }
 
 // isCertFingerprint reports whether s is "sha256:<64 lower-case hex>".

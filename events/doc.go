@@ -6,8 +6,10 @@
 // Raw client IPs never leave a node. Everything that names a client in a
 // log line or an event carries IPHasher output instead: a keyed
 // HMAC-SHA256 of the address, truncated, prefixed with the key id so a
-// reader knows which key produced it. Until the cluster-wide rotated key
-// arrives through Raft, each process draws a random key at start.
+// reader knows which key produced it. The key is the cluster's audit key,
+// which the Raft leader rotates (a KeySource: NewIPHasherFrom), so every
+// node hashes a client alike; until the first one commits, a node hashes
+// with a random key of its own, drawn at start.
 //
 // An AuditRecord describes one client connection: refused at accept, or
 // answered. Its JSON form (AppendJSON, ParseAuditRecord) is schema

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // HashBytes is how many bytes of the HMAC output an address hash keeps:
@@ -25,11 +26,29 @@ const MinKeyBytes = 32
 // ErrShortKey is returned by NewIPHasher for a key under MinKeyBytes.
 var ErrShortKey = errors.New("ip hash key too short")
 
+// KeySource gives an IPHasher the key in force: the cluster's current
+// audit key, which the Raft leader rotates (raftstore/cluster's Node
+// implements it). ok is false while there is none yet. The hasher calls it
+// on every hash: it must be cheap, lock-free and safe for concurrent use,
+// and the caller must not modify key. A key id names one key only: the
+// hasher keys its HMAC anew when the id changes, never for the same id.
+type KeySource interface {
+	CurrentAuditKey() (id string, key []byte, ok bool)
+}
+
 // IPHasher maps client addresses to "<key id>:<32 hex>" with
 // HMAC-SHA256(key, address bytes). IPv4-mapped IPv6 addresses are unmapped
-// first, so one client hashes alike over IPv4 and IPv6 sockets. It is safe
-// for concurrent use.
+// first, so one client hashes alike over IPv4 and IPv6 sockets. Its key is
+// fixed, or the one a KeySource has in force (with a key of its own until
+// the source has one). It is safe for concurrent use.
 type IPHasher struct {
+	src KeySource                 // nil: own only
+	own *keyedHash                // the fixed key, or the fallback while src has none
+	cur atomic.Pointer[keyedHash] // the last key taken from src
+}
+
+// keyedHash is one key's HMACs, pooled, and the key's id.
+type keyedHash struct {
 	id   string
 	pool sync.Pool // of *hashScratch
 }
@@ -42,14 +61,34 @@ type hashScratch struct {
 	sum [sha256.Size]byte
 }
 
+func newKeyedHash(id string, key []byte) *keyedHash {
+	k := append([]byte(nil), key...)
+	h := &keyedHash{id: id}
+	h.pool.New = func() any { return &hashScratch{mac: hmac.New(sha256.New, k)} }
+	return h
+}
+
 // NewIPHasher returns a hasher for key, named id in its output.
 func NewIPHasher(id string, key []byte) (*IPHasher, error) {
 	if len(key) < MinKeyBytes {
 		return nil, fmt.Errorf("%w: %d bytes, want at least %d", ErrShortKey, len(key), MinKeyBytes)
 	}
-	k := append([]byte(nil), key...)
-	h := &IPHasher{id: id}
-	h.pool.New = func() any { return &hashScratch{mac: hmac.New(sha256.New, k)} }
+	return &IPHasher{own: newKeyedHash(id, key)}, nil
+}
+
+// NewIPHasherFrom returns a hasher that hashes with src's key in force, so
+// that every node of a cluster hashes a client alike with the day's key.
+// Until src has a key (a new cluster's first seconds, before its first key
+// commits), and whenever it offers a key shorter than MinKeyBytes or an id
+// that is not [A-Za-z0-9_-]{1,32}, it hashes
+// with a random key of its own, drawn now, as NewRandomIPHasher's: never
+// with no key at all.
+func NewIPHasherFrom(src KeySource) (*IPHasher, error) {
+	h, err := NewRandomIPHasher()
+	if err != nil {
+		return nil, err
+	}
+	h.src = src
 	return h, nil
 }
 
@@ -82,13 +121,38 @@ func randomKeyID(key []byte) string {
 	return "p" + hex.EncodeToString(h.Sum(nil)[:3])
 }
 
-// KeyID returns the id that prefixes every hash.
-func (h *IPHasher) KeyID() string { return h.id }
+// keyed returns the key in force: src's current key, or the hasher's own.
+func (h *IPHasher) keyed() *keyedHash {
+	if h.src == nil {
+		return h.own
+	}
+	id, key, ok := h.src.CurrentAuditKey()
+	if !ok || len(key) < MinKeyBytes {
+		return h.own
+	}
+	if k := h.cur.Load(); k != nil && k.id == id {
+		return k
+	}
+	if !validKeyID(id) { // records would be refused: keep to the own key
+		return h.own
+	}
+	// A new key (once a rotation): build its HMACs. Hashers racing here
+	// each build one; the last stored wins, and a later call corrects a
+	// stale one by its id.
+	k := newKeyedHash(id, key)
+	h.cur.Store(k)
+	return k
+}
 
-// HashAddr returns the keyed hash of addr. It allocates only the string
-// it returns.
+// KeyID returns the id of the key in force, which prefixes every hash.
+func (h *IPHasher) KeyID() string { return h.keyed().id }
+
+// HashAddr returns the keyed hash of addr under the key in force. It
+// allocates only the string it returns (and, once per key, the key's
+// HMACs).
 func (h *IPHasher) HashAddr(addr netip.Addr) string {
-	sc := h.pool.Get().(*hashScratch)
+	k := h.keyed()
+	sc := k.pool.Get().(*hashScratch)
 	addr = addr.Unmap()
 	var in []byte
 	if addr.Is4() {
@@ -103,10 +167,10 @@ func (h *IPHasher) HashAddr(addr netip.Addr) string {
 	out := sc.mac.Sum(sc.sum[:0])
 	var hx [2 * HashBytes]byte
 	hex.Encode(hx[:], out[:HashBytes])
-	h.pool.Put(sc)
+	k.pool.Put(sc)
 	var b strings.Builder
-	b.Grow(len(h.id) + 1 + len(hx))
-	b.WriteString(h.id)
+	b.Grow(len(k.id) + 1 + len(hx))
+	b.WriteString(k.id)
 	b.WriteByte(':')
 	b.Write(hx[:])
 	return b.String()

@@ -26,6 +26,9 @@ const (
 	OpTrustApprove Op = "trust.approve" // an operator approves Pin.Identity for Pin.Key (a rotation)
 	OpTrustRevoke  Op = "trust.revoke"  // forget Pin.Key's pin; its next use is a first use
 	OpTicketRotate Op = "ticket.rotate" // add a new session-ticket key (the leader makes it)
+	// OpAuditKeyRotate adds a new key for hashing client addresses (the
+	// leader makes it), kept Duration once the next one replaces it.
+	OpAuditKeyRotate Op = "audit.key_rotate"
 )
 
 // Command is a request to change the state, as an operator, the gateway or
@@ -37,7 +40,7 @@ type Command struct {
 	Key       string        `json:"key,omitempty"`  // idempotency key: a retry with the same key applies once
 	Node      string        `json:"node,omitempty"` // the node that proposes it
 	Prefix    netip.Prefix  `json:"prefix,omitzero"`
-	Duration  time.Duration `json:"duration,omitempty"` // ban.add: the ban's length; 0: until lifted
+	Duration  time.Duration `json:"duration,omitempty"` // ban.add: the ban's length (0: until lifted); audit.key_rotate: the key's retention
 	Reason    string        `json:"reason,omitempty"`
 	List      RuleList      `json:"list,omitempty"`
 	PinKind   tofu.PinKind  `json:"pin_kind,omitempty"`
@@ -157,6 +160,16 @@ func (c Command) Event(st *State, now time.Time, policy AutoBanPolicy) (Event, e
 		}
 		k.ID++
 		e.Type, e.TicketKey = TypeTicketKeyAdded, &k
+	case OpAuditKeyRotate:
+		k := AuditKeyData{Retention: c.Duration.Truncate(time.Second)}
+		if _, err := rand.Read(k.Key[:]); err != nil {
+			return refuse(err)
+		}
+		k.ID = AuditKeyID(k.Key)
+		if err := checkAuditKey(&k); err != nil {
+			return refuse(err)
+		}
+		e.Type, e.AuditKey = TypeAuditKeyRotated, &k
 	default:
 		return refuse(fmt.Errorf("unknown op %q", c.Op))
 	}

@@ -1,6 +1,6 @@
 // Package raftstore is the domain of Chimalli's shared enforcement state:
-// bans, replicated access rules, TOFU pins and TLS session-ticket keys, as
-// a pure, deterministic fold of typed, versioned events.
+// bans, replicated access rules, TOFU pins, TLS session-ticket keys and
+// the keys that hash client addresses (audit keys), as a pure, deterministic fold of typed, versioned events.
 //
 // Commands (Command, BanCommand) are what callers ask for; the leader
 // validates one against the state it has applied and turns it into an

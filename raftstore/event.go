@@ -22,15 +22,23 @@ type EventType string
 
 // The event types of schema version 1.
 const (
-	TypeBanAdded       EventType = "ban.added"
-	TypeBanLifted      EventType = "ban.lifted"
-	TypeRuleAdded      EventType = "acl.rule_added"
-	TypeRuleRemoved    EventType = "acl.rule_removed"
-	TypeTrustPinned    EventType = "trust.pinned"
-	TypeTrustChanged   EventType = "trust.changed"
-	TypeTrustRevoked   EventType = "trust.revoked"
-	TypeTicketKeyAdded EventType = "tls.ticket_key_added"
+	TypeBanAdded        EventType = "ban.added"
+	TypeBanLifted       EventType = "ban.lifted"
+	TypeRuleAdded       EventType = "acl.rule_added"
+	TypeRuleRemoved     EventType = "acl.rule_removed"
+	TypeTrustPinned     EventType = "trust.pinned"
+	TypeTrustChanged    EventType = "trust.changed"
+	TypeTrustRevoked    EventType = "trust.revoked"
+	TypeTicketKeyAdded  EventType = "tls.ticket_key_added"
+	TypeAuditKeyRotated EventType = "audit.key_rotated"
 )
+
+// Secret reports whether events of type t carry a secret (a key): they
+// stay inside the cluster (the Raft log, snapshots, the cluster port) and
+// are never published on the event plane.
+func (t EventType) Secret() bool {
+	return t == TypeTicketKeyAdded || t == TypeAuditKeyRotated
+}
 
 // Event is one entry of the replicated log: a typed, versioned change to
 // the state, stamped by the leader that committed it. Exactly one of the
@@ -46,6 +54,7 @@ type Event struct {
 	Rule      *RuleData
 	Trust     *TrustData
 	TicketKey *TicketKeyData
+	AuditKey  *AuditKeyData
 }
 
 // BanData is the payload of ban.added and ban.lifted.
@@ -92,6 +101,20 @@ type TicketKeyData struct {
 	// Created is the time of the event that added the key, set by the
 	// fold (it is not part of the event's data).
 	Created time.Time
+}
+
+// AuditKeyData is the payload of audit.key_rotated: the key every node
+// hashes client addresses with (HMAC-SHA256) from this event on, named ID
+// in the hashes it makes. Retention is how long the key is kept once the
+// next key has replaced it (whole seconds); then the fold forgets it.
+type AuditKeyData struct {
+	ID        string
+	Key       [32]byte
+	Retention time.Duration
+	// Created is the time of the event that added the key and Retired
+	// that of the event that added the next one (unset for the current,
+	// newest key), set by the fold (they are not part of the event's data).
+	Created, Retired time.Time
 }
 
 // UnknownVersionError is returned when an entry carries a schema version
@@ -144,6 +167,12 @@ type wireTrust struct {
 type wireTicketKey struct {
 	ID  uint32 `json:"id"`
 	Key []byte `json:"key"`
+}
+
+type wireAuditKey struct {
+	ID         string `json:"id"`
+	Key        []byte `json:"key"`
+	RetentionS int64  `json:"retention_s"`
 }
 
 // TrustKindName spells a pin kind as events, snapshots and the admin API
@@ -209,6 +238,11 @@ func MarshalEvent(e Event) ([]byte, error) {
 			return nil, fmt.Errorf("marshal %s: no ticket key payload", e.Type)
 		}
 		data = wireTicketKey{ID: e.TicketKey.ID, Key: e.TicketKey.Key[:]}
+	case TypeAuditKeyRotated:
+		if e.AuditKey == nil {
+			return nil, fmt.Errorf("marshal %s: no audit key payload", e.Type)
+		}
+		data = wireAuditKey{ID: e.AuditKey.ID, Key: e.AuditKey.Key[:], RetentionS: int64(e.AuditKey.Retention / time.Second)}
 	default:
 		return nil, fmt.Errorf("marshal: unknown event type %q", e.Type)
 	}
@@ -293,6 +327,19 @@ func (e *Event) decodeData(raw json.RawMessage) error {
 		}
 		e.TicketKey = &TicketKeyData{ID: w.ID}
 		copy(e.TicketKey.Key[:], w.Key)
+	case TypeAuditKeyRotated:
+		var w wireAuditKey
+		if err := strictDecode(raw, &w); err != nil {
+			return err
+		}
+		if len(w.Key) != 32 {
+			return fmt.Errorf("key: %d bytes, want 32", len(w.Key))
+		}
+		if w.RetentionS < 0 || w.RetentionS > int64(MaxAuditKeyRetention/time.Second) {
+			return fmt.Errorf("retention_s: %d out of range", w.RetentionS)
+		}
+		e.AuditKey = &AuditKeyData{ID: w.ID, Retention: time.Duration(w.RetentionS) * time.Second}
+		copy(e.AuditKey.Key[:], w.Key)
 	default:
 		return fmt.Errorf("unknown event type %q", e.Type)
 	}

@@ -33,9 +33,12 @@ func TestEventsGolden(t *testing.T) {
 			t.Fatalf("round trip changed the line:\n%s\n%s", line, back)
 		}
 		types[e.Type] = true
+		if e.Type.Secret() != (e.Type == TypeTicketKeyAdded || e.Type == TypeAuditKeyRotated) {
+			t.Errorf("%s: Secret() = %v", e.Type, e.Type.Secret())
+		}
 	}
 	for _, ty := range []EventType{TypeBanAdded, TypeBanLifted, TypeRuleAdded, TypeRuleRemoved, TypeTrustPinned,
-		TypeTrustChanged, TypeTrustRevoked, TypeTicketKeyAdded} {
+		TypeTrustChanged, TypeTrustRevoked, TypeTicketKeyAdded, TypeAuditKeyRotated} {
 		if !types[ty] {
 			t.Errorf("no golden line for %s", ty)
 		}

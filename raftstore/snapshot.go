@@ -17,7 +17,8 @@ import (
 
 // The snapshot format: JSON lines. The first line is a header; then one
 // line per ban (by prefix), rule (by list, prefix), pin (by kind, scope),
-// ticket key (oldest first) and remembered idempotency key (oldest first).
+// ticket key (oldest first), audit key (oldest first) and remembered
+// idempotency key (oldest first).
 // The order is fixed, so equal states give byte-identical snapshots, and
 // StateHash is a hash of those bytes.
 
@@ -29,6 +30,7 @@ type snapHeader struct {
 	Rules int       `json:"rules"`
 	Pins  int       `json:"pins"`
 	Keys  int       `json:"ticket_keys"`
+	Audit int       `json:"audit_keys"`
 	Seen  int       `json:"applied"`
 }
 
@@ -56,6 +58,14 @@ type snapTicketKey struct {
 	Created time.Time `json:"created"`
 }
 
+type snapAuditKey struct {
+	ID         string     `json:"id"`
+	Key        []byte     `json:"key"`
+	RetentionS int64      `json:"retention_s"`
+	Created    time.Time  `json:"created"`
+	Retired    *time.Time `json:"retired,omitempty"` // absent for the current key
+}
+
 type snapApplied struct {
 	Key   string    `json:"key"`
 	Index uint64    `json:"index"`
@@ -64,7 +74,7 @@ type snapApplied struct {
 
 // Frozen is an immutable copy of a State, for a snapshot: taking one
 // costs the ban changes since the last one and a copy of the small parts
-// (rules, pins, ticket keys, remembered idempotency keys), so the Raft FSM
+// (rules, pins, ticket and audit keys, remembered idempotency keys), so the Raft FSM
 // takes it between two entries and writes it while entries go on being
 // applied.
 type Frozen struct {
@@ -74,13 +84,14 @@ type Frozen struct {
 	rules   []Rule
 	pins    []tofu.Pin
 	tickets []TicketKeyData
+	audit   []AuditKeyData
 	keys    []snapApplied
 }
 
 // Freeze returns an immutable copy of s.
 func (s *State) Freeze() *Frozen {
 	f := &Frozen{index: s.index, last: s.last, bans: s.bans.frozen(), rules: s.Rules(), pins: s.Pins(),
-		tickets: slices.Clone(s.tickets)}
+		tickets: slices.Clone(s.tickets), audit: slices.Clone(s.audit)}
 	live := s.order[s.head:]
 	f.keys = make([]snapApplied, len(live))
 	for i, key := range live {
@@ -111,7 +122,7 @@ func (s *Frozen) WriteSnapshot(w io.Writer) error {
 	slices.SortFunc(bans, func(a, b Ban) int { return a.Prefix.Compare(b.Prefix) })
 	rules, pins := s.rules, s.pins
 	hdr := snapHeader{V: SchemaVersion, Index: s.index, Time: s.last.UTC(), Bans: len(bans), Rules: len(rules),
-		Pins: len(pins), Keys: len(s.tickets), Seen: len(s.keys)}
+		Pins: len(pins), Keys: len(s.tickets), Audit: len(s.audit), Seen: len(s.keys)}
 	if err := enc.Encode(hdr); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
@@ -134,6 +145,16 @@ func (s *Frozen) WriteSnapshot(w io.Writer) error {
 	}
 	for _, k := range s.tickets {
 		if err := enc.Encode(snapTicketKey{ID: k.ID, Key: k.Key[:], Created: k.Created.UTC()}); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+	}
+	for i, k := range s.audit {
+		sk := snapAuditKey{ID: k.ID, Key: k.Key[:], RetentionS: int64(k.Retention / time.Second), Created: k.Created.UTC()}
+		if i < len(s.audit)-1 {
+			retired := k.Retired.UTC()
+			sk.Retired = &retired
+		}
+		if err := enc.Encode(sk); err != nil {
 			return fmt.Errorf("write snapshot: %w", err)
 		}
 	}
@@ -179,7 +200,7 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 	if hdr.V != SchemaVersion {
 		return nil, &UnknownVersionError{Version: hdr.V, Index: hdr.Index}
 	}
-	for _, n := range []int{hdr.Bans, hdr.Rules, hdr.Pins, hdr.Keys, hdr.Seen} {
+	for _, n := range []int{hdr.Bans, hdr.Rules, hdr.Pins, hdr.Keys, hdr.Audit, hdr.Seen} {
 		if n < 0 {
 			return nil, fmt.Errorf("%w: header: negative count", ErrBadSnapshot)
 		}
@@ -255,6 +276,21 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 		copy(k.Key[:], w.Key)
 		s.tickets = append(s.tickets, k)
 	}
+	if hdr.Audit > MaxAuditKeys {
+		return nil, fmt.Errorf("%w: %d audit keys, at most %d", ErrBadSnapshot, hdr.Audit, MaxAuditKeys)
+	}
+	for i := range hdr.Audit {
+		k, err := readAuditKey(dec, i == hdr.Audit-1)
+		if err != nil {
+			return nil, fmt.Errorf("%w: audit key %d: %w", ErrBadSnapshot, i, err)
+		}
+		for _, old := range s.audit {
+			if old.ID == k.ID {
+				return nil, fmt.Errorf("%w: audit key %d: duplicate id", ErrBadSnapshot, i)
+			}
+		}
+		s.audit = append(s.audit, k)
+	}
 	for i := range hdr.Seen {
 		var a snapApplied
 		if err := dec.Decode(&a); err != nil {
@@ -273,6 +309,27 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 		return nil, fmt.Errorf("%w: data after the last entry", ErrBadSnapshot)
 	}
 	return s, nil
+}
+
+// readAuditKey reads one audit key line; only the last (current) key has
+// no retirement time.
+func readAuditKey(dec *json.Decoder, last bool) (AuditKeyData, error) {
+	var w snapAuditKey
+	if err := dec.Decode(&w); err != nil {
+		return AuditKeyData{}, err
+	}
+	if len(w.Key) != 32 || w.RetentionS < 0 || w.RetentionS > int64(MaxAuditKeyRetention/time.Second) || (w.Retired == nil) != last {
+		return AuditKeyData{}, errors.New("invalid")
+	}
+	k := AuditKeyData{ID: w.ID, Retention: time.Duration(w.RetentionS) * time.Second, Created: w.Created.UTC()}
+	copy(k.Key[:], w.Key)
+	if w.Retired != nil {
+		k.Retired = w.Retired.UTC()
+	}
+	if err := checkAuditKey(&k); err != nil {
+		return AuditKeyData{}, err
+	}
+	return k, nil
 }
 
 // Hash returns a hash of the state: the SHA-256 of its snapshot, in hex.

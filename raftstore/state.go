@@ -33,8 +33,8 @@ const (
 	SourceOperator = "operator" // an operator, through the admin API
 )
 
-// State is the cluster's enforcement state: bans, access rules, TOFU pins
-// and session-ticket keys, as a pure, deterministic fold of the events in
+// State is the cluster's enforcement state: bans, access rules, TOFU pins,
+// session-ticket keys and the keys that hash client addresses, as a pure, deterministic fold of the events in
 // the replicated log. It never reads a clock: every time comes from an
 // event. Times are made non-decreasing (an event stamped before the
 // previous one counts as stamped at the previous one's time), so a leader
@@ -49,9 +49,12 @@ type State struct {
 	rules   map[Rule]struct{}
 	pins    map[tofu.PinKey]tofu.Pin
 	tickets []TicketKeyData // newest last
-	applied map[string]appliedKey
-	order   []string // applied keys, oldest first (a FIFO; order[head:] is live)
-	head    int
+	audit   []AuditKeyData  // newest (current) last
+	// auditGen counts changes to audit (not part of the state).
+	auditGen uint64
+	applied  map[string]appliedKey
+	order    []string // applied keys, oldest first (a FIFO; order[head:] is live)
+	head     int
 }
 
 type appliedKey struct {
@@ -107,6 +110,7 @@ func (s *State) Apply(index uint64, e Event) Result {
 	s.last = t
 	res := Result{Index: index, Type: e.Type}
 	s.expireKeys(t)
+	s.expireAuditKeys(t)
 	if e.Key != "" {
 		if prev, ok := s.applied[e.Key]; ok {
 			res.Duplicate = prev.Index
@@ -137,6 +141,8 @@ func (s *State) apply(t time.Time, e Event) (changed bool, pin tofu.Pin, err err
 		return s.applyTrust(t, e)
 	case TypeTicketKeyAdded:
 		return s.applyTicketKey(t, e)
+	case TypeAuditKeyRotated:
+		return s.applyAuditKey(t, e)
 	}
 	return false, pin, fmt.Errorf("%w: unknown type %q", ErrInvalidEvent, e.Type)
 }

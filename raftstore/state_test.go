@@ -31,7 +31,7 @@ func randomEvent(r *rand.Rand, at time.Time) Event {
 	}
 	var id [32]byte
 	id[0] = byte(r.IntN(3))
-	switch r.IntN(9) {
+	switch r.IntN(10) {
 	case 0, 1:
 		until := time.Time{}
 		if r.IntN(2) == 0 {
@@ -65,6 +65,10 @@ func randomEvent(r *rand.Rand, at time.Time) Event {
 		k := TicketKeyData{ID: uint32(1 + r.IntN(12))}
 		k.Key[0] = byte(k.ID)
 		e.Type, e.TicketKey = TypeTicketKeyAdded, &k
+	case 9: // a few ids (re-adds collide), retentions shorter and longer than the gaps between events
+		k := AuditKeyData{ID: fmt.Sprintf("c%d", r.IntN(8)), Retention: []time.Duration{0, 20 * time.Minute, 2 * time.Hour, 72 * time.Hour}[r.IntN(4)]}
+		k.Key[0] = byte(r.IntN(256))
+		e.Type, e.AuditKey = TypeAuditKeyRotated, &k
 	}
 	return e
 }
@@ -261,7 +265,7 @@ func TestStateTrustOneHalf(t *testing.T) {
 		`{"kind":"upstream","subject":"backend:1965","created":"2026-11-30T12:00:00Z"}`,
 		`{"kind":"upstream","subject":"backend:1965","cert":"spki-sha256:0200000000000000000000000000000000000000000000000000000000000000","created":"2026-11-30T12:00:00Z"}`,
 	} {
-		snap := `{"v":1,"index":1,"time":"2026-11-30T12:00:00Z","bans":0,"rules":0,"pins":1,"ticket_keys":0,"applied":0}` + "\n" + line + "\n"
+		snap := `{"v":1,"index":1,"time":"2026-11-30T12:00:00Z","bans":0,"rules":0,"pins":1,"ticket_keys":0,"audit_keys":0,"applied":0}` + "\n" + line + "\n"
 		if _, err := ReadSnapshot(strings.NewReader(snap)); !errors.Is(err, ErrBadSnapshot) {
 			t.Errorf("snapshot pin %s: %v, want ErrBadSnapshot", line, err)
 		}
@@ -290,6 +294,10 @@ func TestStateRefusesInvalidEventsAlike(t *testing.T) {
 		{"pin without identity", Event{Type: TypeTrustPinned, Time: at, Trust: &TrustData{Kind: tofu.PinClient, Subject: "a/"}}},
 		{"pin without subject", Event{Type: TypeTrustRevoked, Time: at, Trust: &TrustData{Kind: tofu.PinClient}}},
 		{"ticket key id 0", Event{Type: TypeTicketKeyAdded, Time: at, TicketKey: &TicketKeyData{}}},
+		{"audit key without id", Event{Type: TypeAuditKeyRotated, Time: at, AuditKey: &AuditKeyData{}}},
+		{"audit key id not a token", Event{Type: TypeAuditKeyRotated, Time: at, AuditKey: &AuditKeyData{ID: "c1:2"}}},
+		{"audit key retention negative", Event{Type: TypeAuditKeyRotated, Time: at, AuditKey: &AuditKeyData{ID: "c1", Retention: -time.Second}}},
+		{"audit key without payload", Event{Type: TypeAuditKeyRotated, Time: at}},
 		{"no payload", Event{Type: TypeBanLifted, Time: at}},
 	}
 	for _, tt := range tests {
@@ -320,6 +328,8 @@ func TestUnmarshalEventRefusesUnknownVersionAndFields(t *testing.T) {
 		`{"v":1,"type":"ban.added","time":"2026-11-30T12:00:00Z","data":{"prefix":"192.0.2.1/32"}} {}`,
 		`{"v":1,"type":"trust.pinned","time":"2026-11-30T12:00:00Z","data":{"kind":"friend","subject":"a/"}}`,
 		`{"v":1,"type":"tls.ticket_key_added","time":"2026-11-30T12:00:00Z","data":{"id":1,"key":"AAAA"}}`,
+		`{"v":1,"type":"audit.key_rotated","time":"2026-11-30T12:00:00Z","data":{"id":"c1","key":"AAAA","retention_s":0}}`,
+		`{"v":1,"type":"audit.key_rotated","time":"2026-11-30T12:00:00Z","data":{"id":"c1","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","retention_s":-1}}`,
 		`not json`,
 	} {
 		if _, err := UnmarshalEvent([]byte(in)); !errors.Is(err, ErrBadEntry) {
@@ -368,7 +378,7 @@ func FuzzReadSnapshot(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b.Bytes())
-	f.Add([]byte(`{"v":1,"index":0,"time":"0001-01-01T00:00:00Z","bans":0,"rules":0,"pins":0,"ticket_keys":0,"applied":0}`))
+	f.Add([]byte(`{"v":1,"index":0,"time":"0001-01-01T00:00:00Z","bans":0,"rules":0,"pins":0,"ticket_keys":0,"audit_keys":0,"applied":0}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s, err := ReadSnapshot(bytes.NewReader(in))
 		if err != nil {

@@ -152,7 +152,8 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	if err != nil {
 		return nil, fmt.Errorf("upstream known hosts: %w", err)
 	}
-	hasher, err := events.NewRandomIPHasher()
+	hashKeys := &auditKeys{} // the cluster's hashing key, once its node exists
+	hasher, err := events.NewIPHasherFrom(hashKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +198,7 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	if err != nil {
 		return nil, err
 	}
+	hashKeys.node.Store(state)
 
 	if err := checkAuditDir(cfg); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chimalli/chimalli/events"
 	"github.com/chimalli/chimalli/gateway"
 	"github.com/chimalli/chimalli/ops/config"
 	"github.com/chimalli/chimalli/ops/pki"
@@ -34,7 +35,8 @@ func clusterNode(cfg *config.Config, id string, logger *slog.Logger, hasher raft
 		BootstrapExpect: cfg.BootstrapExpect(), Join: cfg.Cluster.Join,
 		Timing: cfg.ClusterTiming(), AutoBan: cfg.AutoBanPolicy(),
 		Hasher: hasher, Logger: logger, OnLift: onLift, OnRules: onRules, Fatal: fatal,
-		TicketRotation: sessionKeyRotation(cfg),
+		TicketRotation:   sessionKeyRotation(cfg),
+		AuditKeyRotation: cfg.Audit.HashKeyRotation, AuditKeyRetention: cfg.Audit.HashKeyRetention,
 	}
 	for _, p := range peers {
 		cc.Peers = append(cc.Peers, cluster.Peer{ID: p.ID, Addr: p.Addr})
@@ -77,6 +79,24 @@ func sessionKeyRotation(cfg *config.Config) time.Duration {
 		return 0
 	}
 	return max(t.SessionLifetime, t.CertSessionLifetime, time.Minute)
+}
+
+// auditKeys serves the cluster's current audit key to the node's IP
+// hasher (events.KeySource). The hasher exists before the cluster node
+// (the node names clients in its logs with it), so the node is set once
+// made; until then, and until the cluster's first key has been applied,
+// the hasher hashes with a random key of its own.
+type auditKeys struct{ node atomic.Pointer[cluster.Node] }
+
+var _ events.KeySource = (*auditKeys)(nil)
+
+// CurrentAuditKey implements events.KeySource.
+func (k *auditKeys) CurrentAuditKey() (id string, key []byte, ok bool) {
+	n := k.node.Load()
+	if n == nil {
+		return "", nil, false
+	}
+	return n.CurrentAuditKey()
 }
 
 // accessView is the gateway's access layer: the configuration's lists

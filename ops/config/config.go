@@ -259,6 +259,12 @@ type AuditConfig struct {
 	// oldest records going first; 0 means no bound.
 	StreamMaxAge   time.Duration `koanf:"stream_max_age"`
 	StreamMaxBytes ByteSize      `koanf:"stream_max_bytes"`
+	// HashKeyRotation is how often the cluster's leader replaces the key
+	// that hashes client addresses (in records and logs) on every node.
+	HashKeyRotation time.Duration `koanf:"hash_key_rotation"`
+	// HashKeyRetention is how long a replaced hashing key is kept; then
+	// its hashes can no longer be linked to addresses.
+	HashKeyRetention time.Duration `koanf:"hash_key_retention"`
 }
 
 // TOFUConfig locates the node's local trust stores.
@@ -342,9 +348,11 @@ func DefaultConfig() *Config {
 			Max:       ab.Max,
 		},
 		Audit: AuditConfig{
-			Buffer:         events.DefaultAuditBuffer,
-			StreamMaxAge:   DefaultAuditStreamMaxAge,
-			StreamMaxBytes: DefaultAuditStreamMaxBytes,
+			Buffer:           events.DefaultAuditBuffer,
+			HashKeyRotation:  24 * time.Hour,
+			HashKeyRetention: 72 * time.Hour,
+			StreamMaxAge:     DefaultAuditStreamMaxAge,
+			StreamMaxBytes:   DefaultAuditStreamMaxBytes,
 		},
 		Cluster: defaultCluster(),
 		NATS:    defaultNATS(),

@@ -325,7 +325,17 @@ func (c *Config) validateAutoBan(v *validator) {
 
 func (c *Config) validateAudit(v *validator) {
 	v.positiveInt("audit.buffer", c.Audit.Buffer)
+	if d := c.Audit.HashKeyRotation; d < MinHashKeyRotation {
+		v.add("audit.hash_key_rotation", "must be at least %s, got %s", MinHashKeyRotation, d)
+	}
+	if d := c.Audit.HashKeyRetention; d < 0 || d > raftstore.MaxAuditKeyRetention || d%time.Second != 0 {
+		v.add("audit.hash_key_retention", "must be whole seconds from 0 to %s, got %s", raftstore.MaxAuditKeyRetention, d)
+	}
 }
+
+// MinHashKeyRotation is the shortest audit.hash_key_rotation: each
+// rotation is an entry in the Raft log.
+const MinHashKeyRotation = time.Minute
 
 // AutoBanPolicy returns the auto-ban policy: auto_ban, covering the rate
 // limiter's client keys.

@@ -144,6 +144,10 @@ func TestValidateMessages(t *testing.T) {
 		{"ipv4 prefix zero", func(c *Config) { c.RateLimit.IPv4Prefix = 0 }, "rate_limit.ipv4_prefix: must be 1..32, got 0"},
 		{"max keys", func(c *Config) { c.RateLimit.MaxKeys = 0 }, "rate_limit.max_keys: must be > 0"},
 		{"socket too long", func(c *Config) { c.Node.DataDir = "/" + strings.Repeat("d", 100) }, "admin.socket: path"},
+		{"hash key rotation", func(c *Config) { c.Audit.HashKeyRotation = time.Second }, "audit.hash_key_rotation: must be at least 1m0s, got 1s"},
+		{"hash key retention negative", func(c *Config) { c.Audit.HashKeyRetention = -time.Hour }, "audit.hash_key_retention: must be whole seconds from 0 to 8784h0m0s, got -1h0m0s"},
+		{"hash key retention too long", func(c *Config) { c.Audit.HashKeyRetention = 9000 * time.Hour }, "audit.hash_key_retention: must be whole seconds"},
+		{"hash key retention fraction", func(c *Config) { c.Audit.HashKeyRetention = 1500 * time.Millisecond }, "audit.hash_key_retention: must be whole seconds"},
 		{"log level", func(c *Config) { c.Log.Level = "verbose" }, `log.level: unknown log level "verbose"`},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, `log.format: unknown log format "xml"`},
 	}

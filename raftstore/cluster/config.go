@@ -73,6 +73,14 @@ type Config struct {
 	// TicketRotation is how often the leader adds a TLS session-ticket key
 	// (tls.ticket_key_added). Zero: never (the node shares no ticket keys).
 	TicketRotation time.Duration
+	// AuditKeyRotation is how often the leader adds a key that hashes
+	// client addresses (audit.key_rotated), so every node hashes a client
+	// alike. Zero: never (the node's hasher keeps its own key).
+	AuditKeyRotation time.Duration
+	// AuditKeyRetention is how long an audit key the leader adds is kept
+	// once the next one replaces it (whole seconds; at most
+	// raftstore.MaxAuditKeyRetention).
+	AuditKeyRetention time.Duration
 	// Fatal is called once when the node must stop: an entry of an unknown
 	// schema version, for one. The node stops applying entries first.
 	Fatal func(error)
@@ -156,6 +164,12 @@ func (c *Config) Validate() error {
 	}
 	if t.LeaderLeaseTimeout > t.HeartbeatTimeout {
 		errs = append(errs, errors.New("timing: leader_lease_timeout must not exceed heartbeat_timeout"))
+	}
+	if c.AuditKeyRotation < 0 {
+		errs = append(errs, errors.New("audit key rotation: negative"))
+	}
+	if c.AuditKeyRetention < 0 || c.AuditKeyRetention > raftstore.MaxAuditKeyRetention {
+		errs = append(errs, fmt.Errorf("audit key retention: %v not within 0 and %v", c.AuditKeyRetention, raftstore.MaxAuditKeyRetention))
 	}
 	if err := c.AutoBan.Validate(); err != nil {
 		errs = append(errs, err)

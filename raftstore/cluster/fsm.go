@@ -60,6 +60,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	f.mu.Lock()
 	var changed viewSet
+	auditGen := f.state.AuditKeyGen()
 	for i, l := range logs {
 		if errp := f.failed.Load(); errp != nil {
 			out[i] = *errp
@@ -90,9 +91,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			}
 		}
 	}
+	if f.state.AuditKeyGen() != auditGen { // a key added, or one forgotten by any entry's time
+		changed |= viewAudit
+	}
 	if n := len(logs); n > 0 && f.provisional != 0 && logs[n-1].Index >= f.provisional {
 		f.provisional = 0
-		changed = viewBans | viewRules | viewPins | viewTickets // replace the provisional views
+		changed = viewAll // replace the provisional views
 	}
 	if changed != 0 && f.provisional == 0 {
 		f.views.publish(f.state, changed)
@@ -278,6 +282,9 @@ const (
 	viewRules
 	viewPins
 	viewTickets
+	viewAudit
+
+	viewAll = viewBans | viewRules | viewPins | viewTickets | viewAudit
 )
 
 func viewOf(t raftstore.EventType) viewSet {
@@ -300,13 +307,14 @@ type views struct {
 	rules   atomic.Pointer[RuleSet]
 	pins    atomic.Pointer[map[tofu.PinKey]tofu.Pin]
 	tickets atomic.Pointer[[]raftstore.TicketKeyData]
+	audit   atomic.Pointer[[]raftstore.AuditKeyData]
 	onBans  func()             // called after a new ban view is published; may be nil
 	onLift  func(netip.Prefix) // a ban was lifted (before the view is published); may be nil
 	onRules func(*RuleSet)     // the rules view changed; may be nil
 }
 
 func (v *views) publishAll(st *raftstore.State) {
-	v.publish(st, viewBans|viewRules|viewPins|viewTickets)
+	v.publish(st, viewAll)
 }
 
 func (v *views) publish(st *raftstore.State, which viewSet) {
@@ -333,5 +341,9 @@ func (v *views) publish(st *raftstore.State, which viewSet) {
 	if which&viewTickets != 0 {
 		k := st.TicketKeys()
 		v.tickets.Store(&k)
+	}
+	if which&viewAudit != 0 {
+		k := st.AuditKeys()
+		v.audit.Store(&k)
 	}
 }

@@ -175,9 +175,9 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		n.wg.Add(1)
 		go n.autoBanLoop()
 	}
-	if n.cfg.TicketRotation > 0 {
+	if rots := n.rotations(); len(rots) > 0 {
 		n.wg.Add(1)
-		go n.ticketLoop()
+		go n.rotateLoop(rots)
 	}
 	has, err := raft.HasExistingState(n.store, n.store, snaps)
 	if err != nil {

@@ -33,6 +33,27 @@ func (n *Node) TicketKeys() []raftstore.TicketKeyData {
 	return nil
 }
 
+// AuditKeys returns the keys that hash client addresses, newest (current)
+// last. The caller must not modify them.
+func (n *Node) AuditKeys() []raftstore.AuditKeyData {
+	if k := n.views.audit.Load(); k != nil {
+		return *k
+	}
+	return nil
+}
+
+// CurrentAuditKey returns the cluster's current audit key and its id, from
+// this node's applied state: no lock, no allocation; ok is false until the
+// first key has been applied. The caller must not modify key.
+func (n *Node) CurrentAuditKey() (id string, key []byte, ok bool) {
+	k := n.views.audit.Load()
+	if k == nil || len(*k) == 0 {
+		return "", nil, false
+	}
+	cur := &(*k)[len(*k)-1]
+	return cur.ID, cur.Key[:], true
+}
+
 // PinStore returns the replicated pin store: lookups read this node's
 // view, claims commit through the leader before they return.
 func (n *Node) PinStore() *PinStore { return &PinStore{n: n} }
