@@ -1,6 +1,7 @@
 // Package events is Chimalli's event plane: the event schema, IP hashing
-// for privacy, and (with the NATS issue) the embedded NATS server,
-// JetStream streams, publishers and subscribers.
+// for privacy and the audit log. Package events/natsplane runs the
+// embedded NATS server and its JetStream streams; publishers and
+// subscribers build on it.
 //
 // Raw client IPs never leave a node. Everything that names a client in a
 // log line or an event carries IPHasher output instead: a keyed
