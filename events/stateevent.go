@@ -65,10 +65,17 @@ func StateSubject(cluster string, t raftstore.EventType) string {
 }
 
 // StateSubjects returns the subjects of every state event a cluster
-// publishes (and the gap marker), as a stream's subject filters.
+// publishes (and the gap marker), each spelled out: CHIMALLI_EVENTS takes
+// these and nothing else (the publisher chains each message to the
+// stream's last sequence), so observations such as trust.conflict go to
+// another stream.
 func StateSubjects(cluster string) []string {
-	p := "chimalli." + cluster + "."
-	return []string{p + "ban.>", p + "acl.>", p + "trust.>", p + "events.>"}
+	out := []string{"chimalli." + cluster + ".events.gap"}
+	for _, t := range []raftstore.EventType{raftstore.TypeBanAdded, raftstore.TypeBanLifted, raftstore.TypeRuleAdded,
+		raftstore.TypeRuleRemoved, raftstore.TypeTrustPinned, raftstore.TypeTrustChanged, raftstore.TypeTrustRevoked} {
+		out = append(out, StateSubject(cluster, t))
+	}
+	return out
 }
 
 // StateMsgID returns the Nats-Msg-Id and CloudEvents id of the event at

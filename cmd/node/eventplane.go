@@ -10,9 +10,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/chimalli/chimalli/events"
 	"github.com/chimalli/chimalli/events/natsplane"
 	"github.com/chimalli/chimalli/ops/config"
 	"github.com/chimalli/chimalli/ops/pki"
+	"github.com/chimalli/chimalli/raftstore"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -29,6 +31,25 @@ type eventPlane struct {
 	conn   *nats.Conn // the server's in-process connection, or to nats.url
 	stop   context.CancelFunc
 	done   chan struct{} // closed when the background stream set-up ends
+	state  *events.StatePublisher
+}
+
+// publishState starts publishing the cluster's committed state events
+// (while this node leads) on the plane's connection, exactly once, in
+// commit order: see events.StatePublisher. It keeps retrying until the
+// stream exists.
+func (p *eventPlane) publishState(ctx context.Context, cfg *config.Config, log events.CommittedLog, hasher raftstore.AddrHasher, logger *slog.Logger) error {
+	sp, err := events.NewStatePublisher(events.StatePublisherConfig{
+		Cluster: cfg.NATS.ClusterName, Conn: p.conn, Log: log, Hasher: hasher, Logger: logger,
+	})
+	if err != nil {
+		return fmt.Errorf("state events: %w", err)
+	}
+	if err := sp.Open(ctx); err != nil {
+		return fmt.Errorf("state events: %w", err)
+	}
+	p.state = sp
+	return nil
 }
 
 // startEventPlane starts the embedded nats-server (or connects to
@@ -191,6 +212,9 @@ func (p *eventPlane) clientAddr() net.Addr {
 // Close stops the stream set-up and closes the connection and the
 // embedded server.
 func (p *eventPlane) Close() error {
+	if p.state != nil {
+		p.state.Close()
+	}
 	if p.stop != nil {
 		p.stop()
 		<-p.done

@@ -106,6 +106,9 @@ func TestE2ELocalClusterExample(t *testing.T) {
 	// The README's `nats stream ls` with the admin certificate, through
 	// n3's client port: both streams, three copies each.
 	checkNATSStreams(t, dir, natsAddr["n3"])
+	// The two bans are committed state events: in CHIMALLI_EVENTS once
+	// each, as CloudEvents, in index order, with no raw address anywhere.
+	checkStateEvents(t, dir, natsAddr["n2"], 2, []string{"192.0.2.7", "127.0.0.7"})
 
 	// The CLI against a follower: its writes are forwarded to the leader
 	// and hold everywhere; `--consistent` reads through the leader.
@@ -247,4 +250,63 @@ func checkNATSStreams(t *testing.T, dir, addr string) {
 		}
 		return true
 	})
+}
+
+// checkStateEvents waits until CHIMALLI_EVENTS holds want ban.added events
+// (read through addr with the admin certificate) and checks them: one per
+// Raft index, indexes increasing, CloudEvents headers, and none of the
+// raw addresses in subjects, headers or data.
+func checkStateEvents(t *testing.T, dir, addr string, want int, raw []string) {
+	t.Helper()
+	nc, err := nats.Connect("tls://"+addr,
+		nats.ClientCert(filepath.Join(dir, "certs", "admin.crt"), filepath.Join(dir, "certs", "admin.key")),
+		nats.RootCAs(filepath.Join(dir, "certs", "ca.crt")))
+	if err != nil {
+		t.Fatalf("nats as the admin: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []jetstream.Msg
+	eventually(t, fmt.Sprintf("%d ban.added events in CHIMALLI_EVENTS", want), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := js.OrderedConsumer(ctx, "CHIMALLI_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"chimalli.chimalli.ban.added"}})
+		if err != nil {
+			return false
+		}
+		batch, err := c.FetchNoWait(100)
+		if err != nil {
+			return false
+		}
+		msgs = msgs[:0]
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		return len(msgs) == want
+	})
+	var last int
+	ids := map[string]bool{}
+	for _, m := range msgs {
+		h := m.Headers()
+		id := h.Get("Nats-Msg-Id")
+		if ids[id] || h.Get("ce-specversion") != "1.0" || h.Get("ce-id") != id {
+			t.Fatalf("message %q: duplicate id or not a CloudEvent: %v", m.Subject(), h)
+		}
+		ids[id] = true
+		idx := 0
+		fmt.Sscan(h.Get("ce-raftindex"), &idx)
+		if idx <= last {
+			t.Fatalf("raft index %d after %d", idx, last)
+		}
+		last = idx
+		all := m.Subject() + fmt.Sprint(h) + string(m.Data())
+		for _, a := range raw {
+			if strings.Contains(all, a) {
+				t.Fatalf("a state event carries the raw address %s: %s", a, all)
+			}
+		}
+	}
 }

@@ -234,6 +234,9 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	if n.events, err = startEventPlane(ctx, cfg, id, logger); err != nil {
 		return nil, err
 	}
+	if err := n.events.publishState(ctx, cfg, state, hasher, logger); err != nil {
+		return nil, err
+	}
 	// Pin files from before the cluster are committed as claims once, in
 	// the background (a new cluster may not have its leader yet).
 	bg, cancelBG := context.WithCancel(context.Background())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chimalli/chimalli/events"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -43,14 +44,16 @@ func Subject(cluster, name string) string { return SubjectPrefix(cluster) + name
 // audit records go.
 func AuditSubject(cluster, node string) string { return Subject(cluster, "audit."+node) }
 
-// EventSubjects returns the subjects CHIMALLI_EVENTS takes: ban.*, acl.*
-// and trust.* under the cluster's prefix.
-func EventSubjects(cluster string) []string {
-	return []string{Subject(cluster, "ban.*"), Subject(cluster, "acl.*"), Subject(cluster, "trust.*")}
-}
+// EventSubjects returns the subjects CHIMALLI_EVENTS takes: the committed
+// state events, each spelled out, and the publisher's gap marker
+// (events.StateSubjects). Nothing else may publish into it.
+func EventSubjects(cluster string) []string { return events.StateSubjects(cluster) }
 
-// AuditSubjects returns the subjects CHIMALLI_AUDIT takes: audit.<node>.
-func AuditSubjects(cluster string) []string { return []string{Subject(cluster, "audit.*")} }
+// AuditSubjects returns the subjects CHIMALLI_AUDIT takes: audit.<node>,
+// and trust.conflict (a node's observation, not committed state).
+func AuditSubjects(cluster string) []string {
+	return []string{Subject(cluster, "audit.*"), Subject(cluster, "trust.conflict")}
+}
 
 // StreamsConfig configures the streams.
 type StreamsConfig struct {
