@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -13,27 +14,33 @@ import (
 	"time"
 
 	"github.com/chimalli/chimalli/tofu/tofutest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // exampleDir is the walk-through this test follows.
 const exampleDir = "../../docs/examples/local-cluster"
 
 // copyExample copies the local-cluster example into a temp dir, with its
-// fixed ports (Gemini 197N, cluster 700N) replaced by free ones so the
-// test cannot collide with anything else on the machine. It returns the
-// dir and each node's Gemini address.
-func copyExample(t *testing.T) (string, map[string]string) {
+// fixed ports (Gemini 197N, cluster 700N, NATS clients 422N, NATS routes
+// 622N) replaced by free ones so the test cannot collide with anything
+// else on the machine. It returns the dir, each node's Gemini address and
+// each node's NATS client address.
+func copyExample(t *testing.T) (dir string, gemini, natsAddr map[string]string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	if err := os.CopyFS(dir, os.DirFS(exampleDir)); err != nil {
 		t.Fatal(err)
 	}
-	gemini := map[string]string{}
+	gemini, natsAddr = map[string]string{}, map[string]string{}
 	repl := []string{}
 	for i := 1; i <= 3; i++ {
-		g, c := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		repl = append(repl, fmt.Sprintf("127.0.0.1:197%d", i), g, fmt.Sprintf("127.0.0.1:700%d", i), c)
+		free := func() string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }
+		g, c, n, r := free(), free(), free(), free()
+		repl = append(repl, fmt.Sprintf("127.0.0.1:197%d", i), g, fmt.Sprintf("127.0.0.1:700%d", i), c,
+			fmt.Sprintf("127.0.0.1:422%d", i), n, fmt.Sprintf("127.0.0.1:622%d", i), r)
 		gemini[fmt.Sprintf("n%d", i)] = g
+		natsAddr[fmt.Sprintf("n%d", i)] = n
 	}
 	r := strings.NewReplacer(repl...)
 	for i := 1; i <= 3; i++ {
@@ -46,7 +53,7 @@ func copyExample(t *testing.T) (string, map[string]string) {
 			t.Fatal(err)
 		}
 	}
-	return dir, gemini
+	return dir, gemini, natsAddr
 }
 
 // eventually polls cond until it holds or 20 s pass.
@@ -66,7 +73,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // through n1 enforced by n3, a claim made on n1 holding on n2 and n3, a
 // node killed with -9 while the others go on writing, and its catch-up.
 func TestE2ELocalClusterExample(t *testing.T) {
-	dir, gemini := copyExample(t)
+	dir, gemini, natsAddr := copyExample(t)
 	if out, errOut, code := chimalli(t, dir, "cluster", "init", "--nodes", "n1,n2,n3", "--out", "certs"); code != 0 {
 		t.Fatalf("cluster init: %d %q %q", code, out, errOut)
 	}
@@ -95,6 +102,13 @@ func TestE2ELocalClusterExample(t *testing.T) {
 	if line, err := fetchFrom("127.0.0.8", gemini["n3"], "/"); err != nil || !strings.HasPrefix(line, "20") {
 		t.Fatalf("another client on n3: %q, %v", line, err)
 	}
+
+	// The README's `nats stream ls` with the admin certificate, through
+	// n3's client port: both streams, three copies each.
+	checkNATSStreams(t, dir, natsAddr["n3"])
+	// The two bans are committed state events: in CHIMALLI_EVENTS once
+	// each, as CloudEvents, in index order, with no raw address anywhere.
+	checkStateEvents(t, dir, natsAddr["n2"], 2, []string{"192.0.2.7", "127.0.0.7"})
 
 	// The CLI against a follower: its writes are forwarded to the leader
 	// and hold everywhere; `--consistent` reads through the leader.
@@ -201,5 +215,98 @@ func TestE2ELocalClusterExample(t *testing.T) {
 	})
 	if line, err := fetchAs("", gemini["n1"], "/claim/", &mallory); err != nil || !strings.HasPrefix(line, "61") {
 		t.Fatalf("mallory on the restarted n1: %q, %v; want 61", line, err)
+	}
+}
+
+// checkNATSStreams does what the README's `nats --tlscert certs/admin.crt
+// … stream ls` does, with nats.go: it connects to a node's NATS client
+// port with the admin certificate and waits until both streams exist with
+// three replicas. A client without a certificate is refused.
+func checkNATSStreams(t *testing.T, dir, addr string) {
+	t.Helper()
+	admin := nats.ClientCert(filepath.Join(dir, "certs", "admin.crt"), filepath.Join(dir, "certs", "admin.key"))
+	ca := nats.RootCAs(filepath.Join(dir, "certs", "ca.crt"))
+	if nc, err := nats.Connect("tls://"+addr, ca, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("the NATS client port let in a client without a certificate")
+	}
+	nc, err := nats.Connect("tls://"+addr, admin, ca)
+	if err != nil {
+		t.Fatalf("nats as the admin: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both streams with three replicas", func() bool {
+		for _, name := range []string{"CHIMALLI_EVENTS", "CHIMALLI_AUDIT"} {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := js.Stream(ctx, name)
+			cancel()
+			if err != nil || st.CachedInfo().Config.Replicas != 3 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// checkStateEvents waits until CHIMALLI_EVENTS holds want ban.added events
+// (read through addr with the admin certificate) and checks them: one per
+// Raft index, indexes increasing, CloudEvents headers, and none of the
+// raw addresses in subjects, headers or data.
+func checkStateEvents(t *testing.T, dir, addr string, want int, raw []string) {
+	t.Helper()
+	nc, err := nats.Connect("tls://"+addr,
+		nats.ClientCert(filepath.Join(dir, "certs", "admin.crt"), filepath.Join(dir, "certs", "admin.key")),
+		nats.RootCAs(filepath.Join(dir, "certs", "ca.crt")))
+	if err != nil {
+		t.Fatalf("nats as the admin: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []jetstream.Msg
+	eventually(t, fmt.Sprintf("%d ban.added events in CHIMALLI_EVENTS", want), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := js.OrderedConsumer(ctx, "CHIMALLI_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"chimalli.chimalli.ban.added"}})
+		if err != nil {
+			return false
+		}
+		batch, err := c.FetchNoWait(100)
+		if err != nil {
+			return false
+		}
+		msgs = msgs[:0]
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		return len(msgs) == want
+	})
+	var last int
+	ids := map[string]bool{}
+	for _, m := range msgs {
+		h := m.Headers()
+		id := h.Get("Nats-Msg-Id")
+		if ids[id] || h.Get("ce-specversion") != "1.0" || h.Get("ce-id") != id {
+			t.Fatalf("message %q: duplicate id or not a CloudEvent: %v", m.Subject(), h)
+		}
+		ids[id] = true
+		idx := 0
+		fmt.Sscan(h.Get("ce-raftindex"), &idx)
+		if idx <= last {
+			t.Fatalf("raft index %d after %d", idx, last)
+		}
+		last = idx
+		all := m.Subject() + fmt.Sprint(h) + string(m.Data())
+		for _, a := range raw {
+			if strings.Contains(all, a) {
+				t.Fatalf("a state event carries the raw address %s: %s", a, all)
+			}
+		}
 	}
 }

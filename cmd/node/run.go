@@ -77,6 +77,7 @@ type node struct {
 	srv     *gateway.Server
 	admin   *admin.Admin
 	state   *cluster.Node
+	events  *eventPlane // NATS: started after state, closed before it
 	closers []io.Closer
 	// fatal receives the cluster state's fatal error (an entry of an
 	// unknown schema version): the node then stops with it.
@@ -230,6 +231,12 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 			return nil, err
 		}
 	}
+	if n.events, err = startEventPlane(ctx, cfg, id, logger); err != nil {
+		return nil, err
+	}
+	if err := n.events.publishState(ctx, cfg, state, hasher, logger); err != nil {
+		return nil, err
+	}
 	// Pin files from before the cluster are committed as claims once, in
 	// the background (a new cluster may not have its leader yet).
 	bg, cancelBG := context.WithCancel(context.Background())
@@ -294,6 +301,9 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	printBanner(out, srv.Addr(), gateway.DualStack(cfg.Gateway.Listen, ln), hosts, cfg)
+	if a := n.events.clientAddr(); a != nil {
+		fmt.Fprintf(out, "nats: tls://%s (cluster certificates only)\n", a)
+	}
 	return n, nil
 }
 
@@ -395,6 +405,9 @@ func (n *node) close(ctx context.Context) error {
 	}
 	if n.bg != nil {
 		n.bg()
+	}
+	if n.events != nil {
+		errs = append(errs, n.events.Close())
 	}
 	if n.state != nil {
 		errs = append(errs, n.state.Close())

@@ -42,13 +42,9 @@ func clusterNode(cfg *config.Config, id string, logger *slog.Logger, hasher raft
 		cc.Peers = append(cc.Peers, cluster.Peer{ID: p.ID, Addr: p.Addr})
 	}
 	if cfg.Cluster.Listen != "" {
-		layout := &pki.Layout{Dir: cfg.Cluster.Certs}
-		cred, err := pki.Load(layout.Node(id))
+		cred, err := nodeCredentials(cfg, id)
 		if err != nil {
-			return nil, fmt.Errorf("cluster.certs: %w", err)
-		}
-		if cred.Identity.Kind != pki.KindNode || cred.Identity.Name != id {
-			return nil, fmt.Errorf("cluster.certs: the certificate names %s, not node %s", cred.Identity, id)
+			return nil, err
 		}
 		if cc.ServerTLS, err = cred.ServerConfig(pki.KindNode); err != nil {
 			return nil, fmt.Errorf("cluster.certs: %w", err)
@@ -57,6 +53,21 @@ func clusterNode(cfg *config.Config, id string, logger *slog.Logger, hasher raft
 		cc.PeerName = pki.PeerNodeName
 	}
 	return cluster.New(cc)
+}
+
+// nodeCredentials loads this node's certificate, key and the cluster
+// authority from cluster.certs, and checks that the certificate names
+// node id.
+func nodeCredentials(cfg *config.Config, id string) (*pki.Credentials, error) {
+	layout := &pki.Layout{Dir: cfg.Cluster.Certs}
+	cred, err := pki.Load(layout.Node(id))
+	if err != nil {
+		return nil, fmt.Errorf("cluster.certs: %w", err)
+	}
+	if cred.Identity.Kind != pki.KindNode || cred.Identity.Name != id {
+		return nil, fmt.Errorf("cluster.certs: the certificate names %s, not node %s", cred.Identity, id)
+	}
+	return cred, nil
 }
 
 // sessionKeyRotation is how often the leader adds a session-ticket key:

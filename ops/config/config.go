@@ -41,6 +41,8 @@ type Config struct {
 	Admin AdminConfig `koanf:"admin"`
 	// Cluster is the node's membership of the Raft cluster.
 	Cluster ClusterConfig `koanf:"cluster"`
+	// NATS is the event plane: embedded NATS or an external one.
+	NATS NATSConfig `koanf:"nats"`
 	// Log configures the logger.
 	Log LogConfig `koanf:"log"`
 }
@@ -253,6 +255,10 @@ type AuditConfig struct {
 	// Buffer bounds the records waiting to be written; beyond it records
 	// are dropped and counted, never blocking a request.
 	Buffer int `koanf:"buffer"`
+	// StreamMaxAge and StreamMaxBytes bound the CHIMALLI_AUDIT stream, the
+	// oldest records going first; 0 means no bound.
+	StreamMaxAge   time.Duration `koanf:"stream_max_age"`
+	StreamMaxBytes ByteSize      `koanf:"stream_max_bytes"`
 	// HashKeyRotation is how often the cluster's leader replaces the key
 	// that hashes client addresses (in records and logs) on every node.
 	HashKeyRotation time.Duration `koanf:"hash_key_rotation"`
@@ -341,8 +347,15 @@ func DefaultConfig() *Config {
 			Escalate:  ab.Escalate,
 			Max:       ab.Max,
 		},
-		Audit:   AuditConfig{Buffer: events.DefaultAuditBuffer, HashKeyRotation: 24 * time.Hour, HashKeyRetention: 72 * time.Hour},
+		Audit: AuditConfig{
+			Buffer:           events.DefaultAuditBuffer,
+			HashKeyRotation:  24 * time.Hour,
+			HashKeyRetention: 72 * time.Hour,
+			StreamMaxAge:     DefaultAuditStreamMaxAge,
+			StreamMaxBytes:   DefaultAuditStreamMaxBytes,
+		},
 		Cluster: defaultCluster(),
+		NATS:    defaultNATS(),
 		Log:     LogConfig{Level: "error", Format: "json"},
 	}
 }

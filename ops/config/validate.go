@@ -91,6 +91,7 @@ func (c *Config) Validate() error {
 	c.validateAudit(&v)
 	c.validateAdmin(&v)
 	c.validateCluster(&v)
+	c.validateNATS(&v)
 	c.validateLog(&v)
 	return errors.Join(v.errs...)
 }

@@ -97,6 +97,21 @@ func (c *Credentials) ServerConfig(accept ...Kind) (*tls.Config, error) {
 	}, nil
 }
 
+// PeerConfig returns the TLS configuration of a link between nodes where
+// either end may dial and one configuration serves both ends, as NATS
+// routes do: ServerConfig(KindNode) that also trusts the cluster authority
+// as roots, so the dialling end verifies the node it reached for the host
+// it dialled (the caller of crypto/tls sets ServerName) and checks that it
+// is a node. The admin's credentials cannot make one (ErrCannotServe).
+func (c *Credentials) PeerConfig() (*tls.Config, error) {
+	cfg, err := c.ServerConfig(KindNode)
+	if err != nil {
+		return nil, fmt.Errorf("peer config: %w", err)
+	}
+	cfg.RootCAs = c.roots
+	return cfg, nil
+}
+
 // ClientConfig returns the TLS configuration of a client that calls node
 // server: TLS 1.3 at least, this identity's certificate offered, and the
 // server's certificate verified against the cluster authority, for the DNS

@@ -255,3 +255,29 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestPeerConfigServesAndDials(t *testing.T) {
+	l := newCluster(t, "n1", "n2")
+	n1, n2, admin := mustLoad(t, l.Node("n1")), mustLoad(t, l.Node("n2")), mustLoad(t, l.Admin())
+	p1, err := n1.PeerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := n2.PeerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, c := handshake(t, p1, p2, "127.0.0.1")
+	if s.err != nil || c.err != nil {
+		t.Fatalf("node to node: server %v, client %v", s.err, c.err)
+	}
+	if s.peer != (Identity{KindNode, "n2"}) || c.peer != (Identity{KindNode, "n1"}) {
+		t.Errorf("server sees %s, client sees %s", s.peer, c.peer)
+	}
+	if s, c := handshake(t, p1, admin.ClientConfig(""), "127.0.0.1"); s.err == nil || c.err == nil {
+		t.Errorf("the admin got through a node-to-node link: server %v, client %v", s.err, c.err)
+	}
+	if _, err := admin.PeerConfig(); !errors.Is(err, ErrCannotServe) {
+		t.Errorf("admin PeerConfig: %v, want ErrCannotServe", err)
+	}
+}

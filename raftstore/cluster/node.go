@@ -161,15 +161,20 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		self = raft.ServerAddress(adv.String())
 		n.fwd = newForwarder(n)
 		n.mux.Serve()
+	}
+	n.raft, err = raft.NewRaft(rcfg, n.fsm, n.store, n.store, snaps, n.transport)
+	if err != nil {
+		return fmt.Errorf("cluster: raft: %w", err)
+	}
+	if n.fwd != nil {
+		// Forwarded requests read n.raft: answer them only now (a peer
+		// that still takes a restarting node for the leader forwards to
+		// it at once; until here its connections wait in the mux).
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
 			n.fwd.serve(n.mux.Listener(ProtoForward))
 		}()
-	}
-	n.raft, err = raft.NewRaft(rcfg, n.fsm, n.store, n.store, snaps, n.transport)
-	if err != nil {
-		return fmt.Errorf("cluster: raft: %w", err)
 	}
 	for range autoBanWorkers {
 		n.wg.Add(1)
