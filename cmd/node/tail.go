@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/chimalli/chimalli/events"
@@ -207,7 +208,7 @@ func (f *tailFlags) run(cmd *cobra.Command, spec func(cluster string) tailSpec) 
 		return err
 	}
 	defer nc.Close()
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return f.tail(ctx, cmd.OutOrStdout(), nc, spec(cluster))
 }
