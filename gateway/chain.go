@@ -56,7 +56,10 @@ type Layers struct {
 	Limiter Limiter
 	Abuse   AbuseReporter // told of hard rate-limit refusals; nil: nobody
 	Pins    tofu.Store    // client TOFU claims; required when a route uses TOFUClaim
-	Now     func() time.Time
+	// Conflicts is told of every TOFU mismatch refused: a client claim's
+	// (61) and an upstream pin's (43, by the proxy handler); nil: nobody.
+	Conflicts ConflictSink
+	Now       func() time.Time
 }
 
 // Admission is the outcome of the accept-time layers. A soft rate-limit
@@ -184,11 +187,12 @@ func (l *Layers) claim(ctx context.Context, rt *compiledRoute, r *Request, now t
 	if l.Pins == nil {
 		return ReasonUnavailable, errNoPinStore
 	}
-	out, _, err := tofu.Check(ctx, l.Pins, rt.claimKey, r.ClientID, now, r.ClientCert.NotAfter)
+	out, pin, err := tofu.Check(ctx, l.Pins, rt.claimKey, r.ClientID, now, r.ClientCert.NotAfter)
 	switch {
 	case err != nil:
 		return ReasonUnavailable, err
 	case out == tofu.Mismatch:
+		l.reportConflict(rt.claimKey, pin.Identity, r.ClientID, r.RemoteAddr.Addr())
 		return ReasonCertNotAuthorized, nil
 	}
 	return ReasonNone, nil

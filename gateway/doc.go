@@ -10,7 +10,7 @@
 // protocol adapter would map the same reasons to its own statuses.
 //
 // The package owns the small interfaces it consumes (Limiter, BanView,
-// AbuseReporter, ClientHasher, AuditSink) and consumes tofu.Store for
+// AbuseReporter, ClientHasher, AuditSink, ConflictSink) and consumes tofu.Store for
 // certificate pins; cmd/node plugs in the real implementations. gateway
 // never imports raftstore or events.
 package gateway

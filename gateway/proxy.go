@@ -168,6 +168,7 @@ func (p *proxy) ServeGemini(ctx context.Context, w ResponseWriter, r *Request) e
 	}
 	resp, err := p.roundTrip(ctx, r, line, body)
 	if err != nil {
+		reportUpstreamConflict(r, err)
 		return p.refusal(err, body)
 	}
 	meta := resp.Meta

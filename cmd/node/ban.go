@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -86,14 +85,7 @@ every client in it, perhaps you too: it needs --force.`,
 // a mistake is reported in the command line's terms, and without a node.
 // The node applies the same rule and remains the authority.
 func checkBanRequest(req admin.BanRequest) error {
-	c, err := req.Command()
-	if err != nil {
-		return err
-	}
-	err = c.Validate()
-	if errors.Is(err, raftstore.ErrBroadPrefix) {
-		return fmt.Errorf("%w (pass --force to ban it anyway)", err)
-	}
+	_, err := req.ValidCommand("pass --force to ban it anyway")
 	return err
 }
 

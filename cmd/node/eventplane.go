@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -32,6 +33,9 @@ type eventPlane struct {
 	stop   context.CancelFunc
 	done   chan struct{} // closed when the background stream set-up ends
 	state  *events.StatePublisher
+	// subs are the plane's other users (the cmd.ban responder, the
+	// trust-conflict publisher): closed first, in reverse order.
+	subs []io.Closer
 }
 
 // publishState starts publishing the cluster's committed state events
@@ -212,6 +216,9 @@ func (p *eventPlane) clientAddr() net.Addr {
 // Close stops the stream set-up and closes the connection and the
 // embedded server.
 func (p *eventPlane) Close() error {
+	for i := len(p.subs) - 1; i >= 0; i-- {
+		p.subs[i].Close()
+	}
 	if p.state != nil {
 		p.state.Close()
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimalli/chimalli/events"
+	"github.com/chimalli/chimalli/tofu"
 	"github.com/chimalli/chimalli/tofu/tofutest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -164,6 +166,8 @@ func TestE2ELocalClusterExample(t *testing.T) {
 			t.Fatalf("alice on %s: %q, %v", id, line, err)
 		}
 	}
+	// Each refusal is a trust conflict published by the node that saw it.
+	checkConflicts(t, dir, natsAddr["n1"], []string{"n2", "n3"}, tofu.IdentityOf(alice.Leaf), tofu.IdentityOf(mallory.Leaf))
 
 	// Session tickets are sealed with keys every node shares (the leader
 	// commits them), so a session begun on n1 resumes on n2. (With a
@@ -307,6 +311,59 @@ func checkStateEvents(t *testing.T, dir, addr string, want int, raw []string) {
 			if strings.Contains(all, a) {
 				t.Fatalf("a state event carries the raw address %s: %s", a, all)
 			}
+		}
+	}
+}
+
+// checkConflicts waits until CHIMALLI_AUDIT holds one trust.conflict per
+// node in nodes (read through addr with the admin certificate), each with
+// the pinned and the presented identity.
+func checkConflicts(t *testing.T, dir, addr string, nodes []string, pinned, presented tofu.Identity) {
+	t.Helper()
+	nc, err := nats.Connect("tls://"+addr,
+		nats.ClientCert(filepath.Join(dir, "certs", "admin.crt"), filepath.Join(dir, "certs", "admin.key")),
+		nats.RootCAs(filepath.Join(dir, "certs", "ca.crt")))
+	if err != nil {
+		t.Fatalf("nats as the admin: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []events.ConflictData
+	eventually(t, fmt.Sprintf("%d trust conflicts in CHIMALLI_AUDIT", len(nodes)), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := js.OrderedConsumer(ctx, "CHIMALLI_AUDIT", jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.ConflictSubject("chimalli")}})
+		if err != nil {
+			return false
+		}
+		batch, err := c.FetchNoWait(100)
+		if err != nil {
+			return false
+		}
+		got = got[:0]
+		for m := range batch.Messages() {
+			var d events.ConflictData
+			if err := json.Unmarshal(m.Data(), &d); err != nil {
+				t.Fatalf("conflict %q: %v", m.Data(), err)
+			}
+			got = append(got, d)
+		}
+		return len(got) == len(nodes)
+	})
+	seen := map[string]bool{}
+	for _, d := range got {
+		seen[d.Node] = true
+		if d.Kind != "claim" || d.Subject != "localhost/claim/" || d.Pinned.Cert != pinned.CertFingerprint() ||
+			d.Presented.Cert != presented.CertFingerprint() || d.Presented.SPKI != presented.SPKIFingerprint() {
+			t.Errorf("conflict %+v", d)
+		}
+	}
+	for _, n := range nodes {
+		if !seen[n] {
+			t.Errorf("no conflict from %s: %+v", n, got)
 		}
 	}
 }

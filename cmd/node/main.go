@@ -64,5 +64,6 @@ and fetch its front page:
 	root.AddCommand(newRunCmd(), newGetCmd(), newCertCmd(), newVersionCmd(), newHealthCmd(), newBanCmd(), newBenchCmd())
 	root.AddCommand(newClusterCmd())
 	root.AddCommand(newRuleCmd(), newTrustCmd())
+	root.AddCommand(newAuditCmd(), newEventsCmd())
 	return root
 }

@@ -237,6 +237,13 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	if err := n.events.publishState(ctx, cfg, state, hasher, logger); err != nil {
 		return nil, err
 	}
+	if err := n.events.answerBans(ctx, cfg, state, logger); err != nil {
+		return nil, err
+	}
+	conflicts, err := n.events.publishConflicts(ctx, cfg, id, hasher, logger)
+	if err != nil {
+		return nil, err
+	}
 	// Pin files from before the cluster are committed as claims once, in
 	// the background (a new cluster may not have its leader yet).
 	bg, cancelBG := context.WithCancel(context.Background())
@@ -266,11 +273,12 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 			MaxTitanBytes:    int64(lim.MaxTitanBytes),
 		},
 		Layers: gateway.Layers{
-			Access:  access,
-			Bans:    state,
-			Limiter: limiter,
-			Abuse:   state,
-			Pins:    pins,
+			Access:    access,
+			Bans:      state,
+			Limiter:   limiter,
+			Abuse:     state,
+			Pins:      pins,
+			Conflicts: conflicts,
 		},
 		KeyExchanges: groups,
 		Sessions: gateway.SessionPolicy{

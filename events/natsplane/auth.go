@@ -47,12 +47,16 @@ func tlsUsers(users []User, cluster string) ([]*server.User, error) {
 
 // nodePermissions are a node's: its cluster's subjects, the JetStream API
 // (streams, consumers, acknowledgements, flow control), and replies to
-// requests it receives.
+// requests it receives. A node answers ban requests (cmd.ban) but may not
+// make one: only the admin role may, so a node's certificate, or its
+// in-process connection, cannot ban through the back door of the event
+// plane.
 func nodePermissions(cluster string) *server.Permissions {
 	own := SubjectPrefix(cluster) + ">"
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{
 			Allow: []string{own, "$JS.API.>", "$JS.ACK.>", "$JS.FC.>"},
+			Deny:  []string{Subject(cluster, SubjectCmdBan)},
 		},
 		Subscribe: &server.SubjectPermission{
 			Allow: []string{own, "_INBOX.>"},

@@ -73,9 +73,12 @@ type Role int
 
 const (
 	// RoleNode may publish and subscribe under chimalli.<cluster>. and use
-	// the JetStream API, as the node's own in-process connection does.
+	// the JetStream API, as the node's own in-process connection does; it
+	// may answer ban requests on cmd.ban but not make them.
 	RoleNode Role = iota + 1
-	// RoleAdmin may do anything: the operator's user.
+	// RoleAdmin may do anything, ban requests on cmd.ban included: the
+	// operator's user, and the identity to give a log analyser that
+	// requests bans.
 	RoleAdmin
 )
 

@@ -304,3 +304,68 @@ func TestStartFailsOnBusyPort(t *testing.T) {
 		t.Fatalf("Start on a busy port: %v, want a listen error", err)
 	}
 }
+
+// TestCmdBanOnlyFromTheAdmin checks who may request a ban on cmd.ban: a
+// node answers it (here the server's in-process connection, subscribed
+// in a queue group) but a node's certificate may not publish on it; the
+// admin's may, and gets the node's answer.
+func TestCmdBanOnlyFromTheAdmin(t *testing.T) {
+	l := newPKI(t, "n1", "n2")
+	s := tlsServer(t, l)
+	subj := natsplane.Subject("chimalli", natsplane.SubjectCmdBan)
+	got := make(chan string, 16)
+	sub, err := s.Conn().QueueSubscribe(subj, "q", func(m *nats.Msg) {
+		got <- string(m.Data)
+		_ = m.Respond([]byte("answered"))
+	})
+	if err != nil {
+		t.Fatalf("a node subscribing to cmd.ban: %v", err)
+	}
+	defer sub.Unsubscribe()
+	if err := s.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The in-process connection is a node too: it may not request.
+	if err := s.Conn().Publish(subj, []byte("from n1")); err != nil {
+		t.Fatal(err)
+	}
+
+	node, nodeErrs, err := dialTLS(s, load(t, l.Node("n2")).ClientConfig(""))
+	if err != nil {
+		t.Fatalf("n2 connect: %v", err)
+	}
+	defer node.Close()
+	if err := node.Publish(subj, []byte("from n2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-nodeErrs:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("n2 publishing on cmd.ban: %v, want a permission violation", err)
+		}
+	case <-time.After(patience):
+		t.Fatal("n2 published on cmd.ban without a permission violation")
+	}
+
+	admin, _, err := dialTLS(s, load(t, l.Admin()).ClientConfig(""))
+	if err != nil {
+		t.Fatalf("admin connect: %v", err)
+	}
+	defer admin.Close()
+	reply, err := admin.Request(subj, []byte("from admin"), patience)
+	if err != nil || string(reply.Data) != "answered" {
+		t.Fatalf("admin request: %v, %v", reply, err)
+	}
+	// The subscriber saw the admin's request and nothing before it.
+	if first := <-got; first != "from admin" {
+		t.Errorf("the node received %q first; only the admin's request may arrive", first)
+	}
+	select {
+	case m := <-got:
+		t.Errorf("the node received %q as well", m)
+	default:
+	}
+}

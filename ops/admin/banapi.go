@@ -23,48 +23,17 @@ type BanEntry struct {
 	Strikes   int        `json:"strikes"`
 }
 
-// BanRequest is the body of POST /bans.
-type BanRequest struct {
-	Prefix string `json:"prefix"` // CIDR or bare address
-	// Duration is a positive Go duration ("90m", "24h"), or "permanent"
-	// (or absent) for a ban that holds until lifted by hand. "0s" and
-	// negative durations are refused rather than read as permanent.
-	Duration string `json:"duration,omitempty"`
-	Reason   string `json:"reason,omitempty"` // token of [a-z0-9_.-]; "" → "operator"
-	// Force allows a prefix wider than /16 (IPv4) or /32 (IPv6).
-	Force bool `json:"force,omitempty"`
-}
+// BanRequest is the body of POST /bans: raftstore.BanRequest, whose
+// Command and ValidCommand hold the parsing rules the cmd.ban subject of
+// the event plane shares.
+type BanRequest = raftstore.BanRequest
 
 // Permanent is how BanRequest.Duration and `ban add --for` spell a ban that
 // holds until lifted by hand.
-const Permanent = "permanent"
+const Permanent = raftstore.Permanent
 
-// Command turns r into the command the ban store validates and applies. It
-// reports only what the store cannot see (a prefix or duration that does
-// not parse); the store's BanCommand.Validate is the authority on the rest.
-func (r BanRequest) Command() (raftstore.BanCommand, error) {
-	p, err := config.ParsePrefix(r.Prefix)
-	if err != nil {
-		return raftstore.BanCommand{}, fmt.Errorf("prefix: %w", err)
-	}
-	c := raftstore.BanCommand{Prefix: p, Reason: r.Reason, Force: r.Force}
-	if c.Reason == "" {
-		c.Reason = "operator"
-	}
-	switch r.Duration {
-	case "", Permanent:
-		c.Permanent = true
-	default:
-		if c.Duration, err = time.ParseDuration(r.Duration); err != nil {
-			return raftstore.BanCommand{}, fmt.Errorf("duration: %q is neither a duration such as 90m or 24h nor %q", r.Duration, Permanent)
-		}
-	}
-	return c, nil
-}
-
-// maxBanBody bounds a POST /bans body: a prefix, a duration and a reason
-// of at most raftstore.MaxReasonLen bytes fit many times over.
-const maxBanBody = 4 << 10
+// maxBanBody bounds a POST /bans body.
+const maxBanBody = raftstore.MaxBanRequestBytes
 
 // HandleBans serves the ban endpoints (GET: list active bans,
 // ?consistent=1 for a linearizable read through the leader; POST: add one;
@@ -121,17 +90,10 @@ func (s stateAPI) addBan(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, maxBanBody, &req) {
 		return
 	}
-	c, err := req.Command()
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
 	// The leader applies the same rule; checking here too keeps the
 	// error's detail (a broad prefix's hint) whichever node answers.
-	if err := c.Validate(); err != nil {
-		if errors.Is(err, raftstore.ErrBroadPrefix) {
-			err = fmt.Errorf(`%w (send "force": true to ban it anyway)`, err)
-		}
+	c, err := req.ValidCommand(`send "force": true to ban it anyway`)
+	if err != nil {
 		badRequest(w, err)
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/chimalli/chimalli/gateway"
+	"github.com/chimalli/chimalli/raftstore"
 	"github.com/chimalli/chimalli/tofu"
 )
 
@@ -23,36 +24,9 @@ const (
 // ParsePrefix parses an access-list entry: a CIDR ("203.0.113.0/24") or a
 // bare IP address, which becomes a /32 or /128. IPv4-mapped IPv6 addresses
 // and prefixes are unmapped ("::ffff:10.0.0.0/104" is 10.0.0.0/8), host bits
-// are cleared, and zones are refused.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	t := strings.TrimSpace(s)
-	if !strings.Contains(t, "/") {
-		a, err := netip.ParseAddr(t)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %s", s, notCIDR)
-		}
-		if a.Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: zones are not allowed", s)
-		}
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(t)
-	if err != nil {
-		addr, bits, _ := strings.Cut(t, "/")
-		if a, err := netip.ParseAddr(addr); err == nil && a.Zone() == "" {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: prefix length %q is not 0..%d", s, bits, a.BitLen())
-		}
-		return netip.Prefix{}, fmt.Errorf("invalid CIDR %q: %s", s, notCIDR)
-	}
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p.Masked(), nil
-}
-
-// notCIDR says what an access-list entry should look like.
-const notCIDR = "want an IP address or a CIDR such as 203.0.113.0/24 or 2001:db8::/32"
+// are cleared, and zones are refused. It is raftstore.ParsePrefix, the one
+// rule for prefixes in the configuration, the admin API and ban requests.
+func ParsePrefix(s string) (netip.Prefix, error) { return raftstore.ParsePrefix(s) }
 
 // parsePrefixes parses every entry with ParsePrefix.
 func parsePrefixes(list []string) ([]netip.Prefix, error) {
