@@ -433,6 +433,7 @@ func (p *AuditPublisher) run() {
 			}
 		case <-okC:
 			p.acked()
+			p.ackResolved()
 		case err := <-errC:
 			p.failed(err)
 		case <-retry.C:
@@ -563,6 +564,20 @@ func (p *AuditPublisher) acked() {
 	p.putItem(fl.it)
 	if len(p.fl) == 0 {
 		p.fl = p.fl[:0:0] // let the backing array go
+	}
+}
+
+// ackResolved handles the flights whose acknowledgement has arrived
+// already, oldest first, up to the first that is still pending or failed
+// (the loop's select takes that one).
+func (p *AuditPublisher) ackResolved() {
+	for len(p.fl) > 0 {
+		select {
+		case <-p.fl[0].f.Ok():
+			p.acked()
+		default:
+			return
+		}
 	}
 }
 
