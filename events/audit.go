@@ -96,6 +96,11 @@ type AuditRecord struct {
 	Cert     string        // client certificate fingerprint "sha256:<64 hex>", or ""
 	Bytes    int64         // response bytes written, header and body
 	Duration time.Duration // accept to close; written in whole microseconds
+	// Count is how many refusals at accept this record stands for: the
+	// AuditPublisher merges a flood's refusals of one client, for one
+	// reason, within one second, into one record. 0 and 1 mean one; the
+	// "count" key is written only above 1, and only at StageAccept.
+	Count int
 }
 
 // AppendJSON appends r to dst as one JSON object on one line, without a
@@ -103,6 +108,8 @@ type AuditRecord struct {
 //
 //	{"v":1,"id":…,"time":…,"node":…,"client":…,"stage":…,"scheme":…,
 //	 "host":…,"path":…,"status":…,"reason":…,"cert":…,"bytes":…,"duration_us":…}
+//
+// A merged record (Count above 1) has one more key at the end, "count".
 //
 // Time is RFC 3339 with nanoseconds, in UTC; Duration is truncated to
 // whole microseconds. Strings are escaped so that the output is valid JSON
@@ -138,6 +145,10 @@ func (r *AuditRecord) AppendJSON(dst []byte) []byte {
 	dst = strconv.AppendInt(dst, r.Bytes, 10)
 	dst = append(dst, `,"duration_us":`...)
 	dst = strconv.AppendInt(dst, r.Duration.Microseconds(), 10)
+	if r.Count > 1 {
+		dst = append(dst, `,"count":`...)
+		dst = strconv.AppendInt(dst, int64(r.Count), 10)
+	}
 	return append(dst, '}')
 }
 
@@ -307,6 +318,12 @@ func (r *AuditRecord) Validate() error {
 	if r.Duration < 0 {
 		p.add("duration_us", "negative")
 	}
+	switch {
+	case r.Count < 0:
+		p.add("count", "negative")
+	case r.Count > 1 && r.Stage != StageAccept:
+		p.add("count", "merged records are refusals at accept only")
+	}
 	return p.err()
 }
 
@@ -390,7 +407,9 @@ func isScheme(s string) bool {
 // white space, such as the line's newline, is allowed) and validates it.
 // It is strict: the input must be valid UTF-8, and every key must be
 // present, exactly as spelled, with a value of its type and not null;
-// unknown keys and a version other than AuditVersion are refused. The time may carry any offset and is returned
+// unknown keys and a version other than AuditVersion are refused. The one
+// optional key, "count", is absent for a single record (Count is then 0)
+// and at least 2 when present. The time may carry any offset and is returned
 // in UTC. Errors wrap ErrInvalidRecord and name each problem's key.
 func ParseAuditRecord(b []byte) (AuditRecord, error) {
 	if !utf8.Valid(b) { // encoding/json would quietly replace the bad bytes
@@ -428,10 +447,13 @@ func ParseAuditRecord(b []byte) (AuditRecord, error) {
 		{"cert", &r.Cert},
 		{"bytes", &r.Bytes},
 		{"duration_us", &durationUS},
+		{"count", &r.Count},
 	}
 	for _, f := range fields {
 		raw, ok := m[f.key]
 		switch {
+		case !ok && f.key == "count": // optional: absent means one
+			continue
 		case !ok:
 			p.add(f.key, "missing")
 			continue
@@ -472,6 +494,10 @@ func ParseAuditRecord(b []byte) (AuditRecord, error) {
 				break
 			}
 			r.Duration = time.Duration(durationUS) * time.Microsecond
+		case "count":
+			if r.Count < 2 {
+				p.add("count", "want 2 or more (absent means one)")
+			}
 		}
 	}
 	var unknown []string

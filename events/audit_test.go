@@ -51,6 +51,16 @@ func requestRecord() AuditRecord {
 	}
 }
 
+// mergedRecord returns a valid record standing for 37 refusals of one
+// client within one second (an AuditPublisher under a flood).
+func mergedRecord() AuditRecord {
+	r := acceptRecord()
+	r.ID = "edge-1/0badcafe/3"
+	r.Reason = "conn_limit"
+	r.Count = 37
+	return r
+}
+
 // wireRecord mirrors the JSON shape, for decoding with encoding/json
 // independently of ParseAuditRecord.
 type wireRecord struct {
@@ -68,6 +78,7 @@ type wireRecord struct {
 	Cert       string `json:"cert"`
 	Bytes      int64  `json:"bytes"`
 	DurationUS int64  `json:"duration_us"`
+	Count      int    `json:"count,omitempty"`
 }
 
 // wireOf is what a JSON decoder must read back from r.AppendJSON: strings
@@ -90,7 +101,16 @@ func wireOf(r *AuditRecord) wireRecord {
 		Cert:       valid(r.Cert),
 		Bytes:      r.Bytes,
 		DurationUS: r.Duration.Microseconds(),
+		Count:      wireCount(r.Count),
 	}
+}
+
+// wireCount is the "count" key's value: absent (0) for one record.
+func wireCount(n int) int {
+	if n > 1 {
+		return n
+	}
+	return 0
 }
 
 // checkLine fails unless out is one line of valid JSON that decodes to
@@ -178,6 +198,21 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 		r := requestRecord()
 		r.Status, r.Bytes, r.Duration = -7, 1<<62, time.Duration(1<<62)
 		checkLine(t, &r, r.AppendJSON(nil))
+	})
+	t.Run("merged", func(t *testing.T) {
+		r := mergedRecord()
+		out := r.AppendJSON(nil)
+		if !bytes.HasSuffix(out, []byte(`,"duration_us":42,"count":37}`)) {
+			t.Fatalf("count not last: %s", out)
+		}
+		checkLine(t, &r, out)
+	})
+	t.Run("count of one is not written", func(t *testing.T) {
+		r := acceptRecord()
+		r.Count = 1
+		if out := r.AppendJSON(nil); bytes.Contains(out, []byte("count")) {
+			t.Fatalf("count 1 written: %s", out)
+		}
 	})
 	t.Run("zero record", func(t *testing.T) {
 		var r AuditRecord
@@ -286,7 +321,7 @@ func TestParseRoundTrip(t *testing.T) {
 
 func TestAuditGolden(t *testing.T) {
 	path := filepath.Join("testdata", "audit_golden.jsonl")
-	records := []AuditRecord{acceptRecord(), requestRecord()}
+	records := []AuditRecord{acceptRecord(), requestRecord(), mergedRecord()}
 	var got []byte
 	for i := range records {
 		got = append(records[i].AppendJSON(got), '\n')
@@ -329,6 +364,10 @@ func TestValidate(t *testing.T) {
 		{"valid status 69", requestRecord, func(r *AuditRecord) { r.Status = 69 }, ""},
 		{"valid time not in UTC", acceptRecord, func(r *AuditRecord) { r.Time = r.Time.In(time.FixedZone("x", 3600)) }, ""},
 		{"valid path root", requestRecord, func(r *AuditRecord) { r.Path = "/" }, ""},
+		{"valid merged", mergedRecord, func(r *AuditRecord) {}, ""},
+		{"valid count of one at request", requestRecord, func(r *AuditRecord) { r.Count = 1 }, ""},
+		{"count negative", acceptRecord, func(r *AuditRecord) { r.Count = -1 }, "count"},
+		{"count at request", requestRecord, func(r *AuditRecord) { r.Count = 2 }, "count"},
 
 		{"id missing", acceptRecord, func(r *AuditRecord) { r.ID = "" }, "id"},
 		{"id too long", acceptRecord, func(r *AuditRecord) { r.ID = strings.Repeat("x", maxIDBytes+1) }, "id"},
@@ -469,6 +508,11 @@ func TestParseAuditRecordErrors(t *testing.T) {
 		{"query in path", replace(`"/app/%E2%9C%93/"`, `"/app/?q=secret"`), "path: holds a query"},
 		{"invalid UTF-8", replace("example.org", "ex\xffample.org"), "not valid UTF-8"},
 		{"negative bytes", replace(`"bytes":5120`, `"bytes":-1`), "bytes: negative"},
+		{"count of one", replace(`"duration_us":12345}`, `"duration_us":12345,"count":1}`), "count: want 2 or more"},
+		{"count zero", replace(`"duration_us":12345}`, `"duration_us":12345,"count":0}`), "count: want 2 or more"},
+		{"count null", replace(`"duration_us":12345}`, `"duration_us":12345,"count":null}`), "count: null"},
+		{"count string", replace(`"duration_us":12345}`, `"duration_us":12345,"count":"3"}`), "count: want an integer"},
+		{"count at request", replace(`"duration_us":12345}`, `"duration_us":12345,"count":3}`), "count: merged records are refusals at accept only"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

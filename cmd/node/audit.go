@@ -7,9 +7,12 @@ import (
 
 // auditSink turns the gateway's Outcomes into audit records: the client
 // address becomes its keyed hash here, so no raw address reaches the
-// record, and the path is the canonical one without the query.
+// record, and the path is the canonical one without the query. Each
+// record goes to the audit file (when set) and to the event plane, under
+// the same ID.
 type auditSink struct {
-	log    *events.AuditLog
+	log    *events.AuditLog       // nil: no audit.file
+	pub    *events.AuditPublisher // nil until the event plane runs
 	hasher *events.IPHasher
 }
 
@@ -34,5 +37,10 @@ func (a auditSink) Audit(o *gateway.Outcome) {
 			rec.Cert = r.ClientID.CertFingerprint().String()
 		}
 	}
-	a.log.Record(&rec)
+	if a.log != nil {
+		a.log.Record(&rec) // sets rec.ID, which the publisher keeps
+	}
+	if a.pub != nil {
+		a.pub.Record(&rec)
+	}
 }

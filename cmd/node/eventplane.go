@@ -35,7 +35,30 @@ type eventPlane struct {
 	state  *events.StatePublisher
 	// subs are the plane's other users (the cmd.ban responder, the
 	// trust-conflict publisher): closed first, in reverse order.
-	subs []io.Closer
+	subs  []io.Closer
+	audit *events.AuditPublisher
+	log   *slog.Logger // set with audit
+}
+
+// auditCloseTimeout bounds the audit publisher's Close: what JetStream has
+// not acknowledged by then stays in the spool for the next start.
+const auditCloseTimeout = 5 * time.Second
+
+// publishAudit starts publishing this node's audit records to
+// CHIMALLI_AUDIT (chimalli.<cluster>.audit.<node>) from a bounded buffer,
+// spooling them under <data_dir>/audit-spool while JetStream cannot take
+// them: see events.AuditPublisher.
+func (p *eventPlane) publishAudit(cfg *config.Config, id string, logger *slog.Logger) error {
+	ap, err := events.OpenAuditPublisher(events.AuditPublisherConfig{
+		Conn: p.conn, Subject: natsplane.AuditSubject(cfg.NATS.ClusterName, id), Node: id,
+		SpoolDir: cfg.AuditSpoolDir(), SpoolMaxBytes: int64(cfg.Audit.SpoolMaxBytes),
+		Buffer: cfg.Audit.Buffer, Logger: logger,
+	})
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	p.audit, p.log = ap, logger
+	return nil
 }
 
 // publishState starts publishing the cluster's committed state events
@@ -218,6 +241,14 @@ func (p *eventPlane) clientAddr() net.Addr {
 func (p *eventPlane) Close() error {
 	for i := len(p.subs) - 1; i >= 0; i-- {
 		p.subs[i].Close()
+	}
+	if p.audit != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), auditCloseTimeout)
+		err := p.audit.Close(ctx)
+		cancel()
+		if err != nil {
+			p.log.Warn("audit: records left in the spool for the next start", "err", err)
+		}
 	}
 	if p.state != nil {
 		p.state.Close()

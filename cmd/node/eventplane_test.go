@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimalli/chimalli/events"
 	"github.com/chimalli/chimalli/events/natsplane"
 	"github.com/chimalli/chimalli/ops/config"
 	"github.com/chimalli/chimalli/ops/pki"
@@ -129,5 +130,54 @@ func TestExternalEventPlane(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// TestAuditRecordsReachTheStream serves a request on a zero-config node
+// with an audit file: its record is in the file and, under the same ID, in
+// CHIMALLI_AUDIT on the node's subject, and the spool directory is 0700
+// under the data directory.
+func TestAuditRecordsReachTheStream(t *testing.T) {
+	cfg := config.DefaultConfig()
+	cfg.Node.ID = "edge-7"
+	cfg.Gateway.Listen = "127.0.0.1:0"
+	cfg.Node.DataDir = filepath.Join(t.TempDir(), "data")
+	cfg.Audit.File = filepath.Join(t.TempDir(), "audit.jsonl")
+	n, err := startNode(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.close(context.Background())
+	if _, err := fetchFrom("", n.srv.Addr().String(), "/"); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(n.events.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg *jetstream.RawStreamMsg
+	eventually(t, "the record in CHIMALLI_AUDIT", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		st, err := js.Stream(ctx, natsplane.StreamAudit)
+		if err != nil {
+			return false
+		}
+		msg, err = st.GetLastMsgForSubject(ctx, natsplane.AuditSubject(cfg.NATS.ClusterName, "edge-7"))
+		return err == nil
+	})
+	rec, err := events.ParseAuditRecord(msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != 20 || rec.Node != "edge-7" || msg.Header.Get(jetstream.MsgIDHeader) != rec.ID {
+		t.Fatalf("record %+v, headers %v", rec, msg.Header)
+	}
+	eventually(t, "the record in the audit file", func() bool {
+		b, _ := os.ReadFile(cfg.Audit.File)
+		return bytes.Contains(b, []byte(`"id":"`+rec.ID+`"`))
+	})
+	if fi, err := os.Stat(cfg.AuditSpoolDir()); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("%s: %v, %v; want a 0700 directory", cfg.AuditSpoolDir(), fi, err)
 	}
 }

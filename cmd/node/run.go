@@ -237,6 +237,10 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	if err := n.events.publishState(ctx, cfg, state, hasher, logger); err != nil {
 		return nil, err
 	}
+	if err := n.events.publishAudit(cfg, id, logger); err != nil {
+		return nil, err
+	}
+	audit.pub = n.events.audit
 	if err := n.events.answerBans(ctx, cfg, state, logger); err != nil {
 		return nil, err
 	}
@@ -426,19 +430,20 @@ func (n *node) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// openAudit opens audit.file, when set, as the gateway's audit sink. The
-// log is closed (and flushed) after the server, by n.close.
-func openAudit(cfg *config.Config, hasher *events.IPHasher, n *node) (gateway.AuditSink, error) {
+// openAudit opens audit.file, when set, into the gateway's audit sink;
+// the event plane's publisher joins it later. The log is closed (and
+// flushed) after the server, by n.close.
+func openAudit(cfg *config.Config, hasher *events.IPHasher, n *node) (auditSink, error) {
 	if cfg.Audit.File == "" {
-		return nil, nil
+		return auditSink{hasher: hasher}, nil
 	}
 	id, err := cfg.NodeID()
 	if err != nil {
-		return nil, err
+		return auditSink{}, err
 	}
 	log, err := events.OpenAuditFile(cfg.Audit.File, events.AuditLogConfig{Buffer: cfg.Audit.Buffer, Node: id})
 	if err != nil {
-		return nil, fmt.Errorf("audit.file: %w", err)
+		return auditSink{}, fmt.Errorf("audit.file: %w", err)
 	}
 	n.closers = append(n.closers, closerFunc(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -252,9 +252,14 @@ type AuditConfig struct {
 	// File receives one JSON line per connection (hashed client address,
 	// never a raw one), created 0600; empty disables the file.
 	File string `koanf:"file"`
-	// Buffer bounds the records waiting to be written; beyond it records
-	// are dropped and counted, never blocking a request.
+	// Buffer bounds the records waiting to be written (to the file, and to
+	// the event plane: one buffer each); beyond it records are dropped and
+	// counted, never blocking a request.
 	Buffer int `koanf:"buffer"`
+	// SpoolMaxBytes bounds the on-disk spool (<data_dir>/audit-spool) that
+	// holds records while JetStream cannot take them; beyond it records
+	// are dropped, counted and logged.
+	SpoolMaxBytes ByteSize `koanf:"spool_max_bytes"`
 	// StreamMaxAge and StreamMaxBytes bound the CHIMALLI_AUDIT stream, the
 	// oldest records going first; 0 means no bound.
 	StreamMaxAge   time.Duration `koanf:"stream_max_age"`
@@ -353,6 +358,7 @@ func DefaultConfig() *Config {
 			HashKeyRetention: 72 * time.Hour,
 			StreamMaxAge:     DefaultAuditStreamMaxAge,
 			StreamMaxBytes:   DefaultAuditStreamMaxBytes,
+			SpoolMaxBytes:    DefaultAuditSpoolMaxBytes,
 		},
 		Cluster: defaultCluster(),
 		NATS:    defaultNATS(),

@@ -69,6 +69,8 @@ const (
 	DefaultAuditStreamMaxAge = 30 * 24 * time.Hour
 	// DefaultAuditStreamMaxBytes is audit.stream_max_bytes's default.
 	DefaultAuditStreamMaxBytes = 1 * GiB
+	// DefaultAuditSpoolMaxBytes is audit.spool_max_bytes's default.
+	DefaultAuditSpoolMaxBytes = 256 * MiB
 )
 
 // maxReplicas is JetStream's limit on stream replicas.
@@ -77,6 +79,10 @@ const maxReplicas = 5
 // NATSDir returns where the embedded server keeps JetStream's store:
 // <data_dir>/nats.
 func (c *Config) NATSDir() string { return filepath.Join(c.Node.DataDir, "nats") }
+
+// AuditSpoolDir returns where audit records wait while JetStream cannot
+// take them: <data_dir>/audit-spool.
+func (c *Config) AuditSpoolDir() string { return filepath.Join(c.Node.DataDir, "audit-spool") }
 
 // NATSEmbedded reports whether the node runs its own nats-server (no
 // nats.url).
@@ -174,5 +180,8 @@ func (c *Config) validateNATS(v *validator) {
 	}
 	if b := c.Audit.StreamMaxBytes; b < 0 {
 		v.add("audit.stream_max_bytes", "must be >= 0 (0: no limit), got %d", b)
+	}
+	if b := c.Audit.SpoolMaxBytes; b <= 0 {
+		v.add("audit.spool_max_bytes", "must be greater than zero, got %d", b)
 	}
 }

@@ -88,6 +88,7 @@ func TestNATSValidateMessages(t *testing.T) {
 		{"events max age", func(c *Config) { c.NATS.EventsMaxAge = -time.Hour }, "nats.events_max_age: must be >= 0"},
 		{"audit stream max age", func(c *Config) { c.Audit.StreamMaxAge = -time.Hour }, "audit.stream_max_age: must be >= 0"},
 		{"audit stream max bytes", func(c *Config) { c.Audit.StreamMaxBytes = -1 }, "audit.stream_max_bytes: must be >= 0"},
+		{"audit spool max bytes", func(c *Config) { c.Audit.SpoolMaxBytes = 0 }, "audit.spool_max_bytes: must be greater than zero"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
