@@ -255,16 +255,28 @@ func TestAuditPublisherRestartSendsNothingTwice(t *testing.T) {
 }
 
 // checkInOrder fails unless each boot's records are in the stream in the
-// order of their seq.
+// order they were made, but for the one documented exception: records in
+// flight (at most DefaultAuditWindow) when JetStream stopped taking them
+// may be stored after later ones, once each, when the spool is replayed
+// (an asynchronous publish can lose a record on the broken connection
+// while the broker has already stored the ones after it).
 func checkInOrder(t testing.TB, recs []AuditRecord) {
 	t.Helper()
 	last := map[string]uint64{}
+	late := 0
 	for _, r := range recs {
 		boot, seq := seqOf(t, r.ID)
 		if seq <= last[boot] {
-			t.Fatalf("record %s stored after seq %d", r.ID, last[boot])
+			late++
+			continue
 		}
 		last[boot] = seq
+	}
+	if late > DefaultAuditWindow {
+		t.Fatalf("%d records stored out of order, more than the %d that can be in flight", late, DefaultAuditWindow)
+	}
+	if late > 0 {
+		t.Logf("%d records in flight at the failure were stored after later ones", late)
 	}
 }
 

@@ -163,10 +163,22 @@ func TestAuditRecordsSurviveQuorumLoss(t *testing.T) {
 	if len(seen) != len(want) {
 		t.Fatalf("%d of %d records stored", len(seen), len(want))
 	}
-	for i := range order {
-		if got[i] != order[i] {
-			t.Fatalf("stream position %d holds %s, want %s (recorded order)", i, got[i], order[i])
+	// In recorded order, but for records in flight when quorum was lost
+	// (at most the publisher's window): those may be stored later, once.
+	pos := make(map[string]int, len(order))
+	for i, id := range order {
+		pos[id] = i
+	}
+	maxSeen, late := -1, 0
+	for _, id := range got {
+		if pos[id] < maxSeen {
+			late++
+			continue
 		}
+		maxSeen = pos[id]
+	}
+	if late > events.DefaultAuditWindow {
+		t.Fatalf("%d records stored out of recorded order, more than the %d that can be in flight", late, events.DefaultAuditWindow)
 	}
 }
 
