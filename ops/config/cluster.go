@@ -124,9 +124,7 @@ func (c *Config) ClusterTiming() cluster.Timing {
 func (c *Config) validateCluster(v *validator) {
 	k := c.Cluster
 	if k.Listen != "" {
-		if _, _, err := net.SplitHostPort(k.Listen); err != nil {
-			v.add("cluster.listen", "%q is not host:port", k.Listen)
-		}
+		v.hostPort("cluster.listen", k.Listen)
 		if k.Certs == "" {
 			v.add("cluster.certs", "required with cluster.listen: the directory `chimalli cluster init` wrote")
 		}
@@ -137,9 +135,7 @@ func (c *Config) validateCluster(v *validator) {
 		v.add("cluster.listen", "required for a cluster of several nodes (cluster.peers or cluster.join are set)")
 	}
 	if k.Advertise != "" {
-		if _, _, err := net.SplitHostPort(k.Advertise); err != nil {
-			v.add("cluster.advertise", "%q is not host:port", k.Advertise)
-		}
+		v.hostPort("cluster.advertise", k.Advertise)
 	}
 	var ids []string
 	self := false
@@ -159,9 +155,7 @@ func (c *Config) validateCluster(v *validator) {
 		v.add("cluster.peers", "this node (node.id %q) is not in the list", c.Node.ID)
 	}
 	for i, s := range k.Join {
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			v.add(fmt.Sprintf("cluster.join[%d]", i), "%q is not host:port", s)
-		}
+		v.hostPort(fmt.Sprintf("cluster.join[%d]", i), s)
 	}
 	if be := k.BootstrapExpect; be >= 0 {
 		switch {

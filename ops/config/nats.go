@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -138,15 +137,11 @@ func (c *Config) validateNATS(v *validator) {
 		}
 	}
 	if n.Listen != "" {
-		if _, _, err := net.SplitHostPort(n.Listen); err != nil {
-			v.add("nats.listen", "%q is not host:port", n.Listen)
-		}
+		v.hostPort("nats.listen", n.Listen)
 		needsCerts("nats.listen")
 	}
 	if n.ClusterListen != "" {
-		if _, _, err := net.SplitHostPort(n.ClusterListen); err != nil {
-			v.add("nats.cluster_listen", "%q is not host:port", n.ClusterListen)
-		}
+		v.hostPort("nats.cluster_listen", n.ClusterListen)
 		needsCerts("nats.cluster_listen")
 		if n.Listen == "" {
 			v.add("nats.listen", "required with nats.cluster_listen (nats-server starts its routes only once its client port is up)")
@@ -159,9 +154,7 @@ func (c *Config) validateNATS(v *validator) {
 	}
 	for i, r := range n.Routes {
 		key := fmt.Sprintf("nats.routes[%d]", i)
-		if _, _, err := net.SplitHostPort(r); err != nil {
-			v.add(key, "%q is not host:port", r)
-		} else if slices.Index(n.Routes, r) < i {
+		if v.hostPort(key, r) && slices.Index(n.Routes, r) < i {
 			v.add(key, "%s listed twice", r)
 		}
 	}

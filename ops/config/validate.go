@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -63,6 +64,16 @@ func (v *validator) positiveInt(key string, n int) {
 	if n <= 0 {
 		v.add(key, "must be > 0, got %d", n)
 	}
+}
+
+// hostPort checks that s is "host:port" as net.SplitHostPort reads it,
+// and reports whether it is.
+func (v *validator) hostPort(key, s string) bool {
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		v.add(key, "%q is not host:port", s)
+		return false
+	}
+	return true
 }
 
 func (v *validator) ports(key string, ports []int) {
