@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,7 +83,7 @@ func (f *tailFlags) connect() (*nats.Conn, string, error) {
 	if certs != "" {
 		l := pki.Layout{Dir: certs}
 		a := l.Admin()
-		files.CA, files.Cert, files.Key = cmpOr(files.CA, a.CA), cmpOr(files.Cert, a.Cert), cmpOr(files.Key, a.Key)
+		files.CA, files.Cert, files.Key = cmp.Or(files.CA, a.CA), cmp.Or(files.Cert, a.Cert), cmp.Or(files.Key, a.Key)
 	}
 	if files.CA == "" || files.Cert == "" || files.Key == "" {
 		return nil, "", errors.New("no credentials: give --certs DIR, or --ca, --cert and --key, or --config with cluster.certs")
@@ -109,13 +110,6 @@ func dialable(listen string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // tailSpec is what one tail reads and how it prints.
