@@ -68,7 +68,7 @@ func GenerateCert(req CertRequest) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate certificate: key: %w", err)
 	}
-	serial, err := randomSerial()
+	serial, err := RandomSerial()
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate certificate: serial: %w", err)
 	}
@@ -96,8 +96,9 @@ func GenerateCert(req CertRequest) (certPEM, keyPEM []byte, err error) {
 	return certPEM, keyPEM, nil
 }
 
-// randomSerial returns a random positive serial number of at most 128 bits.
-func randomSerial() (*big.Int, error) {
+// RandomSerial returns a random positive certificate serial number of at
+// most 128 bits.
+func RandomSerial() (*big.Int, error) {
 	limit := new(big.Int).Lsh(big.NewInt(1), 128)
 	for {
 		n, err := rand.Int(rand.Reader, limit)

@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/url"
 	"time"
+
+	"github.com/chimalli/chimalli/tofu"
 )
 
 const (
@@ -162,16 +164,12 @@ func expiry(now time.Time, days int) (time.Time, error) {
 	return notAfter, nil
 }
 
-// randomSerial returns a random positive serial number of at most 128 bits.
+// randomSerial returns a random positive serial number of at most 128
+// bits: tofu's, the one every certificate the project makes gets.
 func randomSerial() (*big.Int, error) {
-	limit := new(big.Int).Lsh(big.NewInt(1), 128)
-	for {
-		n, err := rand.Int(rand.Reader, limit)
-		if err != nil {
-			return nil, fmt.Errorf("serial: %w", err)
-		}
-		if n.Sign() > 0 {
-			return n, nil
-		}
+	n, err := tofu.RandomSerial()
+	if err != nil {
+		return nil, fmt.Errorf("serial: %w", err)
 	}
+	return n, nil
 }
