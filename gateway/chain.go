@@ -110,9 +110,10 @@ func (l *Layers) Admit(addr netip.Addr, now time.Time) Admission {
 // Decide runs layers (b) and (c) on a parsed request that arrived on a
 // connection admitted with adm: the host and port check, the soft rate
 // limit, route selection, Titan admission, and the route's certificate
-// rules (required, allowed fingerprints, TOFU claim). ctx bounds the TOFU
-// claim: a claim that has not committed when ctx ends is ReasonUnavailable,
-// with the store's error in Decision.Err.
+// rules (required, allowed fingerprints, TOFU claim). ctx, and r's decide
+// timeout when the server set one, bound the TOFU claim: a claim that has
+// not committed when either ends is ReasonUnavailable, with the store's
+// error in Decision.Err.
 func (l *Layers) Decide(ctx context.Context, v *vhost, r *Request, adm Admission) Decision {
 	if !v.accepts(r) {
 		return Decision{Reason: ReasonProxyRefused}
@@ -186,6 +187,11 @@ var errNoPinStore = errors.New("tofu claim: no pin store configured")
 func (l *Layers) claim(ctx context.Context, rt *compiledRoute, r *Request, now time.Time) (Reason, error) {
 	if l.Pins == nil {
 		return ReasonUnavailable, errNoPinStore
+	}
+	if r.decideTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.decideTimeout)
+		defer cancel()
 	}
 	out, pin, err := tofu.Check(ctx, l.Pins, rt.claimKey, r.ClientID, now, r.ClientCert.NotAfter)
 	switch {

@@ -93,13 +93,12 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	}
 
 	v := s.hostFor(r.SNI)
-	// The layers get their own deadline: a pin store that cannot commit (a
-	// Raft cluster without a leader) must not hold the request, its
-	// connection slot and a shutdown forever.
-	dctx, cancel := context.WithTimeout(s.ctx, s.lim.DecideTimeout)
-	d := s.layers.Decide(dctx, v, r, adm)
-	cancel()
-	r.Route, r.host, r.layers, r.decideTimeout = d.Route, v, s.layers, s.lim.DecideTimeout
+	// A TOFU claim gets its own deadline (see Layers.claim): a pin store
+	// that cannot commit (a Raft cluster without a leader) must not hold
+	// the request, its connection slot and a shutdown forever.
+	r.decideTimeout = s.lim.DecideTimeout
+	d := s.layers.Decide(s.ctx, v, r, adm)
+	r.Route, r.host, r.layers = d.Route, v, s.layers
 	if d.Err != nil {
 		s.log.Error("tofu claim", "host", r.Host, "path", r.Path, clientAttr(s.cfg.Hasher, addr.Addr()), errAttr(d.Err))
 	}

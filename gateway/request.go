@@ -68,7 +68,7 @@ type Request struct {
 	// a handler is called outside one.
 	host          *vhost
 	layers        *Layers
-	decideTimeout time.Duration // bounds checkAlias's layers as Decide's; 0: none
+	decideTimeout time.Duration // bounds a TOFU claim's commit (see Layers.claim); 0: none
 }
 
 // checkAlias reports, as an *Error, whether the rules of the route that
@@ -80,11 +80,6 @@ type Request struct {
 func (r *Request) checkAlias(ctx context.Context, path string) error {
 	if r.host == nil || r.layers == nil {
 		return nil
-	}
-	if r.decideTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.decideTimeout)
-		defer cancel()
 	}
 	switch reason, err := r.layers.decideAlias(ctx, r.host, r, path); reason {
 	case ReasonNone:

@@ -27,7 +27,7 @@ var _ Handler = (*static)(nil)
 
 // static serves a file tree. See NewStatic and NewDocroot.
 type static struct {
-	fsys fs.FS
+	fsys fs.FS    // set by NewStatic
 	root *os.Root // set by NewDocroot: files are opened by resolve
 }
 
@@ -68,23 +68,7 @@ func NewDocroot(dir string) (Handler, io.Closer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open docroot: %w", err)
 	}
-	return &static{fsys: rootFS{root}, root: root}, root, nil
-}
-
-// rootFS is root.FS() with files opened O_NONBLOCK: opening a FIFO for
-// reading would otherwise block until a writer appears. Reads from regular
-// files and directories are unaffected by the flag.
-type rootFS struct{ root *os.Root }
-
-func (f rootFS) Open(name string) (fs.File, error) {
-	if !fs.ValidPath(name) {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
-	}
-	file, err := f.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	return file, nil
+	return &static{root: root}, root, nil
 }
 
 // errNotFound returns the 51 every refusal of the static handler uses, so

@@ -375,33 +375,18 @@ func TestDocName(t *testing.T) {
 	}
 }
 
-func BenchmarkStaticSmallFile(b *testing.B) {
-	dir := b.TempDir()
-	writeFile(b, filepath.Join(dir, "page.gmi"), bytes.Repeat([]byte("a"), 1024))
-	h := openDocroot(b, dir)
-	r := geminiRequest(b, "/page.gmi")
-	w := &recorder{discard: true}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		w.reset()
-		if err := h.ServeGemini(ctx, w, r); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if w.n != 1024 {
-		b.Fatalf("served %d bytes", w.n)
-	}
-}
+func BenchmarkStaticSmallFile(b *testing.B) { benchStaticFile(b, "page.gmi") }
 
 // BenchmarkStaticDeepFile serves a file three directories down: the
 // docroot walks the path one component at a time (see resolve).
-func BenchmarkStaticDeepFile(b *testing.B) {
+func BenchmarkStaticDeepFile(b *testing.B) { benchStaticFile(b, "a/b/c/page.gmi") }
+
+// benchStaticFile serves a 1 KiB file at rel in a docroot.
+func benchStaticFile(b *testing.B, rel string) {
 	dir := b.TempDir()
-	writeFile(b, filepath.Join(dir, "a", "b", "c", "page.gmi"), bytes.Repeat([]byte("a"), 1024))
+	writeFile(b, filepath.Join(dir, filepath.FromSlash(rel)), bytes.Repeat([]byte("a"), 1024))
 	h := openDocroot(b, dir)
-	r := geminiRequest(b, "/a/b/c/page.gmi")
+	r := geminiRequest(b, "/"+rel)
 	w := &recorder{discard: true}
 	ctx := context.Background()
 	b.ReportAllocs()
