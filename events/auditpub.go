@@ -2,12 +2,9 @@ package events
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,8 +142,7 @@ type AuditPublisher struct {
 	pubOpts []jetstream.PublishOpt
 	log     *slog.Logger
 	node    string
-	idPfx   string
-	seq     atomic.Uint64
+	ids     *recordIDs
 
 	pool  sync.Pool // of *pubItem
 	mu    sync.RWMutex
@@ -236,15 +232,13 @@ func openAuditPublisher(cfg AuditPublisherConfig, gate <-chan struct{}) (*AuditP
 	if err != nil {
 		return nil, err
 	}
-	var boot [4]byte
-	rand.Read(boot[:])
 	p := &AuditPublisher{
 		cfg:     cfg,
 		js:      js,
 		pubOpts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
 		log:     logger,
 		node:    cfg.Node,
-		idPfx:   cfg.Node + "/" + hex.EncodeToString(boot[:]) + "/",
+		ids:     newRecordIDs(cfg.Node),
 		queue:   make(chan *pubItem, cfg.Buffer),
 		agg:     map[aggKey]*AuditRecord{},
 		spool:   sp,
@@ -289,7 +283,7 @@ func (p *AuditPublisher) Record(r *AuditRecord) bool {
 		return true
 	}
 	if r.ID == "" {
-		r.ID = p.nextID()
+		r.ID = p.ids.next()
 	}
 	if r.Validate() != nil {
 		p.invalid.Add(1)
@@ -308,12 +302,6 @@ func (p *AuditPublisher) Record(r *AuditRecord) bool {
 	}
 }
 
-func (p *AuditPublisher) nextID() string {
-	var b [maxNodeBytes + 32]byte
-	id := append(b[:0], p.idPfx...)
-	return string(strconv.AppendUint(id, p.seq.Add(1), 10))
-}
-
 // merge adds r to the refusals of its client, reason and second, and
 // reports false when it cannot (too many keys, or r is invalid).
 func (p *AuditPublisher) merge(r *AuditRecord) bool {
@@ -329,7 +317,7 @@ func (p *AuditPublisher) merge(r *AuditRecord) bool {
 		return false
 	}
 	if r.ID == "" {
-		r.ID = p.nextID()
+		r.ID = p.ids.next()
 	}
 	if r.Validate() != nil {
 		return false
