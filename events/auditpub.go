@@ -582,21 +582,32 @@ func (p *AuditPublisher) failed(err error) {
 // failDirect spools every flight (all sent directly, the oldest failed)
 // before the spool's records, in order, and goes offline.
 func (p *AuditPublisher) failDirect(err error) {
+	if lost, serr := p.spoolFlights(); serr != nil {
+		p.log.Error("audit: spool write failed; records lost", "records", lost, "err", serr)
+	}
+	p.log.Warn("audit: JetStream does not take records; spooling them", "err", err, "spool", p.cfg.SpoolDir)
+	p.goOffline()
+}
+
+// spoolFlights empties the window, putting the records of its flights
+// (all sent directly) before the spool's, in order, and counts each as
+// spooled, or lost to the spool's error or to a full spool. It returns
+// how many were lost and the spool's error.
+func (p *AuditPublisher) spoolFlights() (lost int, err error) {
 	items := make([]*pubItem, len(p.fl))
 	for i := range p.fl {
 		items[i] = p.fl[i].it // not put back: a future not yet resolved may still read it
 	}
 	p.fl, p.direct = nil, 0
-	n, serr := p.spool.prepend(items)
+	n, err := p.spool.prepend(items)
 	p.spooled.Add(uint64(n))
-	if serr != nil {
-		p.spoolErrs.Add(uint64(len(items) - n))
-		p.log.Error("audit: spool write failed; records lost", "records", len(items)-n, "err", serr)
+	lost = len(items) - n
+	if err != nil {
+		p.spoolErrs.Add(uint64(lost))
 	} else {
-		p.spoolDropped.Add(uint64(len(items) - n))
+		p.spoolDropped.Add(uint64(lost))
 	}
-	p.log.Warn("audit: JetStream does not take records; spooling them", "err", err, "spool", p.cfg.SpoolDir)
-	p.goOffline()
+	return lost, err
 }
 
 // rewindTo drops every flight (all from the spool) and reads the spool
@@ -665,17 +676,7 @@ func (p *AuditPublisher) logDrops() {
 // everything still buffered are spooled, in order.
 func (p *AuditPublisher) abandon(queue chan *pubItem) {
 	if p.direct > 0 {
-		items := make([]*pubItem, len(p.fl))
-		for i := range p.fl {
-			items[i] = p.fl[i].it
-		}
-		n, err := p.spool.prepend(items)
-		p.spooled.Add(uint64(n))
-		if err != nil {
-			p.spoolErrs.Add(uint64(len(items) - n))
-		} else {
-			p.spoolDropped.Add(uint64(len(items) - n))
-		}
+		p.spoolFlights()
 	}
 	p.fl, p.direct = nil, 0
 	p.offline = true // everything below goes to the spool
