@@ -64,7 +64,7 @@ type AuditLog struct {
 	w      io.Writer
 	closer io.Closer // the file OpenAuditFile opened; nil otherwise
 	node   string
-	idPfx  string // "<node>/<boot>/"
+	ids    *recordIDs
 	now    func() time.Time
 
 	pool  sync.Pool // of *[]byte line buffers
@@ -73,7 +73,6 @@ type AuditLog struct {
 	queue chan *[]byte
 	done  chan struct{} // closed when the writer has drained the queue
 
-	seq                                  atomic.Uint64
 	written, dropped, writeErrs, invalid atomic.Uint64
 
 	closeOnce sync.Once
@@ -133,12 +132,10 @@ func NewAuditLog(w io.Writer, cfg AuditLogConfig) *AuditLog {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	var boot [4]byte
-	rand.Read(boot[:]) // never fails (crypto/rand since Go 1.24)
 	l := &AuditLog{
 		w:     w,
 		node:  cfg.Node,
-		idPfx: cfg.Node + "/" + hex.EncodeToString(boot[:]) + "/",
+		ids:   newRecordIDs(cfg.Node),
 		now:   cfg.Now,
 		queue: make(chan *[]byte, cfg.Buffer),
 		done:  make(chan struct{}),
@@ -149,6 +146,26 @@ func NewAuditLog(w io.Writer, cfg AuditLogConfig) *AuditLog {
 	}
 	go l.run()
 	return l
+}
+
+// recordIDs draws the IDs "<node>/<boot>/<seq>" of one writer's records:
+// boot is random per writer, seq counts from 1. It is safe for concurrent
+// use.
+type recordIDs struct {
+	pfx string // "<node>/<boot>/"
+	seq atomic.Uint64
+}
+
+func newRecordIDs(node string) *recordIDs {
+	var boot [4]byte
+	rand.Read(boot[:]) // never fails (crypto/rand since Go 1.24)
+	return &recordIDs{pfx: node + "/" + hex.EncodeToString(boot[:]) + "/"}
+}
+
+func (g *recordIDs) next() string {
+	var b [maxNodeBytes + 32]byte
+	id := append(b[:0], g.pfx...)
+	return string(strconv.AppendUint(id, g.seq.Add(1), 10))
 }
 
 func defaultNode() string {
@@ -165,10 +182,7 @@ func defaultNode() string {
 // finds the buffer full or the log closed is counted as Dropped; both
 // return false.
 func (l *AuditLog) Record(r *AuditRecord) bool {
-	var idBuf [maxNodeBytes + 32]byte
-	id := append(idBuf[:0], l.idPfx...)
-	id = strconv.AppendUint(id, l.seq.Add(1), 10)
-	r.ID = string(id)
+	r.ID = l.ids.next()
 	if r.Node == "" {
 		r.Node = l.node
 	}

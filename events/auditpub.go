@@ -2,12 +2,9 @@ package events
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,8 +142,7 @@ type AuditPublisher struct {
 	pubOpts []jetstream.PublishOpt
 	log     *slog.Logger
 	node    string
-	idPfx   string
-	seq     atomic.Uint64
+	ids     *recordIDs
 
 	pool  sync.Pool // of *pubItem
 	mu    sync.RWMutex
@@ -236,15 +232,13 @@ func openAuditPublisher(cfg AuditPublisherConfig, gate <-chan struct{}) (*AuditP
 	if err != nil {
 		return nil, err
 	}
-	var boot [4]byte
-	rand.Read(boot[:])
 	p := &AuditPublisher{
 		cfg:     cfg,
 		js:      js,
 		pubOpts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
 		log:     logger,
 		node:    cfg.Node,
-		idPfx:   cfg.Node + "/" + hex.EncodeToString(boot[:]) + "/",
+		ids:     newRecordIDs(cfg.Node),
 		queue:   make(chan *pubItem, cfg.Buffer),
 		agg:     map[aggKey]*AuditRecord{},
 		spool:   sp,
@@ -289,7 +283,7 @@ func (p *AuditPublisher) Record(r *AuditRecord) bool {
 		return true
 	}
 	if r.ID == "" {
-		r.ID = p.nextID()
+		r.ID = p.ids.next()
 	}
 	if r.Validate() != nil {
 		p.invalid.Add(1)
@@ -308,12 +302,6 @@ func (p *AuditPublisher) Record(r *AuditRecord) bool {
 	}
 }
 
-func (p *AuditPublisher) nextID() string {
-	var b [maxNodeBytes + 32]byte
-	id := append(b[:0], p.idPfx...)
-	return string(strconv.AppendUint(id, p.seq.Add(1), 10))
-}
-
 // merge adds r to the refusals of its client, reason and second, and
 // reports false when it cannot (too many keys, or r is invalid).
 func (p *AuditPublisher) merge(r *AuditRecord) bool {
@@ -329,7 +317,7 @@ func (p *AuditPublisher) merge(r *AuditRecord) bool {
 		return false
 	}
 	if r.ID == "" {
-		r.ID = p.nextID()
+		r.ID = p.ids.next()
 	}
 	if r.Validate() != nil {
 		return false
@@ -594,21 +582,32 @@ func (p *AuditPublisher) failed(err error) {
 // failDirect spools every flight (all sent directly, the oldest failed)
 // before the spool's records, in order, and goes offline.
 func (p *AuditPublisher) failDirect(err error) {
+	if lost, serr := p.spoolFlights(); serr != nil {
+		p.log.Error("audit: spool write failed; records lost", "records", lost, "err", serr)
+	}
+	p.log.Warn("audit: JetStream does not take records; spooling them", "err", err, "spool", p.cfg.SpoolDir)
+	p.goOffline()
+}
+
+// spoolFlights empties the window, putting the records of its flights
+// (all sent directly) before the spool's, in order, and counts each as
+// spooled, or lost to the spool's error or to a full spool. It returns
+// how many were lost and the spool's error.
+func (p *AuditPublisher) spoolFlights() (lost int, err error) {
 	items := make([]*pubItem, len(p.fl))
 	for i := range p.fl {
 		items[i] = p.fl[i].it // not put back: a future not yet resolved may still read it
 	}
 	p.fl, p.direct = nil, 0
-	n, serr := p.spool.prepend(items)
+	n, err := p.spool.prepend(items)
 	p.spooled.Add(uint64(n))
-	if serr != nil {
-		p.spoolErrs.Add(uint64(len(items) - n))
-		p.log.Error("audit: spool write failed; records lost", "records", len(items)-n, "err", serr)
+	lost = len(items) - n
+	if err != nil {
+		p.spoolErrs.Add(uint64(lost))
 	} else {
-		p.spoolDropped.Add(uint64(len(items) - n))
+		p.spoolDropped.Add(uint64(lost))
 	}
-	p.log.Warn("audit: JetStream does not take records; spooling them", "err", err, "spool", p.cfg.SpoolDir)
-	p.goOffline()
+	return lost, err
 }
 
 // rewindTo drops every flight (all from the spool) and reads the spool
@@ -677,17 +676,7 @@ func (p *AuditPublisher) logDrops() {
 // everything still buffered are spooled, in order.
 func (p *AuditPublisher) abandon(queue chan *pubItem) {
 	if p.direct > 0 {
-		items := make([]*pubItem, len(p.fl))
-		for i := range p.fl {
-			items[i] = p.fl[i].it
-		}
-		n, err := p.spool.prepend(items)
-		p.spooled.Add(uint64(n))
-		if err != nil {
-			p.spoolErrs.Add(uint64(len(items) - n))
-		} else {
-			p.spoolDropped.Add(uint64(len(items) - n))
-		}
+		p.spoolFlights()
 	}
 	p.fl, p.direct = nil, 0
 	p.offline = true // everything below goes to the spool

@@ -78,15 +78,7 @@ func ConflictMessage(cluster, node string, c TrustConflict, h raftstore.AddrHash
 		return nil, fmt.Errorf("trust conflict: %w", err)
 	}
 	id := cluster + "-conflict-" + node + "-" + raftstore.NewKey()
-	m := nats.NewMsg(ConflictSubject(cluster))
-	m.Data = body
-	m.Header.Set(HeaderMsgID, id)
-	m.Header.Set(HeaderSpecVersion, CESpecVersion)
-	m.Header.Set(HeaderID, id)
-	m.Header.Set(HeaderSource, ceValue("/chimalli/"+cluster+"/"+node))
-	m.Header.Set(HeaderType, CETypePrefix+TypeTrustConflict)
-	m.Header.Set(HeaderTime, d.Time.Format(time.RFC3339Nano))
-	m.Header.Set(HeaderContentType, "application/json")
+	m := newCloudEvent(ConflictSubject(cluster), id, "/chimalli/"+cluster+"/"+node, TypeTrustConflict, d.Time, body)
 	m.Header.Set(HeaderSchemaVersion, "1")
 	return m, nil
 }

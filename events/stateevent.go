@@ -208,19 +208,26 @@ func cloudEvent(cluster string, from, index uint64, t raftstore.EventType, at ti
 	if err != nil {
 		return nil, fmt.Errorf("state message %d: %w", from, err)
 	}
-	id := StateMsgID(cluster, index)
-	m := nats.NewMsg(StateSubject(cluster, t))
+	m := newCloudEvent(StateSubject(cluster, t), StateMsgID(cluster, index), "/chimalli/"+cluster, string(t), at, body)
+	m.Header.Set(HeaderRaftIndex, strconv.FormatUint(index, 10))
+	m.Header.Set(HeaderSchemaVersion, strconv.Itoa(version))
+	return m, nil
+}
+
+// newCloudEvent returns a message on subject with body as its data and
+// the attributes every message of ours carries: id is both its
+// Nats-Msg-Id and its ce-id, typ its type without CETypePrefix.
+func newCloudEvent(subject, id, source, typ string, at time.Time, body []byte) *nats.Msg {
+	m := nats.NewMsg(subject)
 	m.Data = body
 	m.Header.Set(HeaderMsgID, id)
 	m.Header.Set(HeaderSpecVersion, CESpecVersion)
 	m.Header.Set(HeaderID, id)
-	m.Header.Set(HeaderSource, ceValue("/chimalli/"+cluster))
-	m.Header.Set(HeaderType, CETypePrefix+string(t))
+	m.Header.Set(HeaderSource, ceValue(source))
+	m.Header.Set(HeaderType, CETypePrefix+typ)
 	m.Header.Set(HeaderTime, at.UTC().Format(time.RFC3339Nano))
 	m.Header.Set(HeaderContentType, "application/json")
-	m.Header.Set(HeaderRaftIndex, strconv.FormatUint(index, 10))
-	m.Header.Set(HeaderSchemaVersion, strconv.Itoa(version))
-	return m, nil
+	return m
 }
 
 // ceValue percent-encodes a header value as the binding asks (space,

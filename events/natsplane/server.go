@@ -9,11 +9,11 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/chimalli/chimalli/events"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
@@ -95,13 +95,10 @@ type User struct {
 // ErrBadConfig is wrapped by New's errors for an invalid Config.
 var ErrBadConfig = errors.New("invalid event plane configuration")
 
-// clusterNameRE is a NATS subject token without wildcards or dots.
-var clusterNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
 // ValidateClusterName checks a cluster name: 1 to 64 characters of A-Z,
-// a-z, 0-9, '_' and '-', so it is one subject token.
+// a-z, 0-9, '_' and '-', so it is one subject token (events.ValidateCluster).
 func ValidateClusterName(name string) error {
-	if !clusterNameRE.MatchString(name) {
+	if events.ValidateCluster(name) != nil {
 		return fmt.Errorf("cluster name %q: want 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'", name)
 	}
 	return nil
@@ -224,9 +221,10 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 	return o, nil
 }
 
-// validateName checks a server name: a node id, one subject token.
+// validateName checks a server name: a node id, one subject token, by
+// the cluster name's rule.
 func validateName(name string) error {
-	if !clusterNameRE.MatchString(name) {
+	if events.ValidateCluster(name) != nil {
 		return fmt.Errorf("server name %q: want a node id (A-Z, a-z, 0-9, '_', '-')", name)
 	}
 	return nil
