@@ -63,7 +63,7 @@ func BenchmarkBanSetBuild(b *testing.B) {
 		b.Run(fmt.Sprintf("bans=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				s.view = nil
+				s.view.set = nil
 				s.View(t0)
 			}
 		})

@@ -105,16 +105,21 @@ type BanState struct {
 	// spares Apply a scan of every ban on every event.
 	nextForget time.Time
 
-	// The last view View returned, and the prefixes changed since (only
-	// while there is a view). They are a local cache, no part of the fold.
-	view    *BanSet
-	touched []netip.Prefix
+	// The last view View returned, and the same for every ban the state
+	// holds, remembered ones included: what a snapshot writes (Frozen).
+	// They are local caches, no part of the fold.
+	view  banCache
+	every banCache
+}
 
-	// The same for every ban the state holds, remembered ones included:
-	// what a snapshot writes (Frozen), kept copy-on-write so that taking
-	// one costs the changes since the last, not the size of the list.
-	every        *BanSet
-	everyTouched []netip.Prefix
+// banCache is an immutable BanSet derived from a BanState's bans, kept
+// copy-on-write: it notes the prefixes changed since it was last brought
+// up to date, so that bringing it up to date costs those changes, not the
+// size of the list. Its set is nil until first taken, and again once too
+// many changes pile up; the next update then indexes every ban afresh.
+type banCache struct {
+	set     *BanSet
+	touched []netip.Prefix // only while there is a set
 }
 
 // maxTouched bounds the changes kept for the next View: past it the
@@ -160,43 +165,55 @@ func (s *BanState) Apply(e BanEvent) error {
 
 // touch notes that p's ban changed since the last view and frozen set.
 func (s *BanState) touch(p netip.Prefix) {
-	if s.view != nil {
-		if len(s.touched) >= maxTouched {
-			s.view, s.touched = nil, nil
-		} else {
-			s.touched = append(s.touched, p)
-		}
+	s.view.touch(p)
+	s.every.touch(p)
+}
+
+// touch notes that p's ban changed, while there is a set.
+func (c *banCache) touch(p netip.Prefix) {
+	if c.set == nil {
+		return
 	}
-	if s.every != nil {
-		if len(s.everyTouched) >= maxTouched {
-			s.every, s.everyTouched = nil, nil
-		} else {
-			s.everyTouched = append(s.everyTouched, p)
-		}
+	if len(c.touched) >= maxTouched {
+		c.set, c.touched = nil, nil
+		return
 	}
+	c.touched = append(c.touched, p)
+}
+
+// update brings the set up to date with bans, holding those keep accepts,
+// and returns it.
+func (c *banCache) update(bans map[netip.Prefix]Ban, keep func(Ban) bool) *BanSet {
+	switch {
+	case c.set == nil:
+		kept := make([]Ban, 0, len(bans))
+		for _, b := range bans {
+			if keep(b) {
+				kept = append(kept, b)
+			}
+		}
+		c.set = newBanSet(kept)
+	case len(c.touched) > 0:
+		e := c.set.edit()
+		for _, p := range c.touched {
+			if b, ok := bans[p]; ok && keep(b) {
+				e.put(b)
+			} else {
+				e.del(p)
+			}
+		}
+		c.set = e.done()
+	}
+	clear(c.touched)
+	c.touched = c.touched[:0]
+	return c.set
 }
 
 // frozen returns an immutable set of every ban the state holds,
 // remembered ones included. Like View, its cost follows the changes since
 // the last call, not the size of the list.
 func (s *BanState) frozen() *BanSet {
-	switch {
-	case s.every == nil:
-		s.every = newBanSet(s.all())
-	case len(s.everyTouched) > 0:
-		e := s.every.edit()
-		for _, p := range s.everyTouched {
-			if b, ok := s.bans[p]; ok {
-				e.put(b)
-			} else {
-				e.del(p)
-			}
-		}
-		s.every = e.done()
-	}
-	clear(s.everyTouched)
-	s.everyTouched = s.everyTouched[:0]
-	return s.every
+	return s.every.update(s.bans, func(Ban) bool { return true })
 }
 
 // noteEnd lowers nextForget for a ban ending at until.
@@ -253,29 +270,7 @@ func (s *BanState) Len() int { return len(s.bans) }
 // (where Banned checks its end) until an event changes it or the state
 // forgets it.
 func (s *BanState) View(now time.Time) *BanSet {
-	switch {
-	case s.view == nil:
-		active := make([]Ban, 0, len(s.bans))
-		for _, b := range s.bans {
-			if b.ActiveAt(now) {
-				active = append(active, b)
-			}
-		}
-		s.view = newBanSet(active)
-	case len(s.touched) > 0:
-		e := s.view.edit()
-		for _, p := range s.touched {
-			if b, ok := s.bans[p]; ok && b.ActiveAt(now) {
-				e.put(b)
-			} else {
-				e.del(p)
-			}
-		}
-		s.view = e.done()
-	}
-	clear(s.touched)
-	s.touched = s.touched[:0]
-	return s.view
+	return s.view.update(s.bans, func(b Ban) bool { return b.ActiveAt(now) })
 }
 
 // all returns every ban the state holds, remembered ones included, in no

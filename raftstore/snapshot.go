@@ -106,7 +106,7 @@ func (s *State) Freeze() *Frozen {
 // changes to catch up on: an owner that must not stall on a snapshot (the
 // Raft FSM) calls it after each batch, spreading the work over batches.
 func (s *State) KeepFrozen(max int) {
-	if s.bans.every == nil || len(s.bans.everyTouched) > max {
+	if s.bans.every.set == nil || len(s.bans.every.touched) > max {
 		s.bans.frozen()
 	}
 }

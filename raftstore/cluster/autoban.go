@@ -55,32 +55,32 @@ func (p *pendingBans) banned(addr netip.Addr, now time.Time) bool {
 	return false
 }
 
-// add records pfx until until; it reports false when pfx is pending already.
-func (p *pendingBans) add(pfx netip.Prefix, until time.Time) bool {
+// add records pfx until until; it reports false when pfx is pending
+// already at now.
+func (p *pendingBans) add(pfx netip.Prefix, until, now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.view.Load()
 	if old != nil {
-		if u, ok := (*old)[pfx]; ok && time.Now().Before(u) {
+		if u, ok := (*old)[pfx]; ok && now.Before(u) {
 			return false
 		}
 	}
-	p.replace(func(m map[netip.Prefix]time.Time) { m[pfx] = until })
+	p.replace(now, func(m map[netip.Prefix]time.Time) { m[pfx] = until })
 	return true
 }
 
 // remove forgets pfx (its ban committed, or its local expiry passed).
-func (p *pendingBans) remove(pfx netip.Prefix) {
+func (p *pendingBans) remove(pfx netip.Prefix, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.replace(func(m map[netip.Prefix]time.Time) { delete(m, pfx) })
+	p.replace(now, func(m map[netip.Prefix]time.Time) { delete(m, pfx) })
 }
 
-// replace publishes a copy of the map changed by fn, dropping expired
-// entries. Called with mu held.
-func (p *pendingBans) replace(fn func(map[netip.Prefix]time.Time)) {
+// replace publishes a copy of the map changed by fn, dropping the entries
+// expired at now. Called with mu held.
+func (p *pendingBans) replace(now time.Time, fn func(map[netip.Prefix]time.Time)) {
 	m := map[netip.Prefix]time.Time{}
-	now := time.Now()
 	if old := p.view.Load(); old != nil {
 		for k, v := range *old {
 			if now.Before(v) {
@@ -132,7 +132,7 @@ func (n *Node) ReportAbuse(addr netip.Addr, res ratelimit.Result) {
 	if !pfx.IsValid() || n.views.bans.Load().Banned(addr, now) {
 		return
 	}
-	if !n.pending.add(pfx, now.Add(p.Duration)) {
+	if !n.pending.add(pfx, now.Add(p.Duration), now) {
 		return
 	}
 	select {
@@ -162,7 +162,7 @@ func (n *Node) autoBanLoop() {
 				n.log.Warn("auto-ban not committed; enforced on this node only", "prefix_bits", pfx.Bits(), "err", err)
 				continue
 			}
-			n.pending.remove(pfx) // the committed ban is in the view now
+			n.pending.remove(pfx, n.now()) // the committed ban is in the view now
 		case <-n.done:
 			return
 		}

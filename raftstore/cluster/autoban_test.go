@@ -75,3 +75,29 @@ func TestClusterAutoBanThreshold(t *testing.T) {
 		t.Fatal("banned below the threshold or on a soft verdict")
 	}
 }
+
+// Pending auto-bans expire on the node's clock (Config.Now), not the wall
+// clock: under a clock behind the wall clock, a pending ban is neither
+// proposed twice nor dropped when another is added.
+func TestPendingBansUseTheNodeClock(t *testing.T) {
+	var p pendingBans
+	now := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := netip.MustParsePrefix("203.0.113.0/24")
+	b := netip.MustParsePrefix("198.51.100.0/24")
+	if !p.add(a, now.Add(time.Hour), now) {
+		t.Fatal("first add of a reported pending already")
+	}
+	if p.add(a, now.Add(time.Hour), now) {
+		t.Fatal("a pending ban was added again")
+	}
+	if !p.add(b, now.Add(time.Hour), now) {
+		t.Fatal("first add of b reported pending already")
+	}
+	if !p.banned(a.Addr(), now) || !p.banned(b.Addr(), now) {
+		t.Fatal("a pending ban was dropped before its expiry on the node's clock")
+	}
+	p.remove(b, now)
+	if !p.banned(a.Addr(), now) || p.banned(b.Addr(), now) {
+		t.Fatal("remove took out the wrong ban")
+	}
+}
