@@ -3,7 +3,8 @@
 # (it builds bin/chimalli with CGO_ENABLED=0 and the empty bin/.data first).
 # README.md, "Running the image", shows how to run it.
 FROM scratch
-COPY bin/chimalli /chimalli
+# On the default PATH, so `docker exec CONTAINER chimalli ban ls` works.
+COPY bin/chimalli /usr/local/bin/chimalli
 # /data belongs to the unprivileged user, so a named volume mounted there
 # inherits that owner. Keys and pins are written 0600 inside it.
 COPY --chown=65532:65532 bin/.data/ /data/
@@ -17,5 +18,5 @@ ENV CHIMALLI_NODE__DATA_DIR=/data HOME=/data
 USER 65532:65532
 WORKDIR /data
 EXPOSE 1965
-ENTRYPOINT ["/chimalli"]
+ENTRYPOINT ["/usr/local/bin/chimalli"]
 CMD ["run", "--listen", "0.0.0.0:1965"]

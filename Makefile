@@ -6,7 +6,7 @@ BENCH   ?= .
 COUNT   ?= 6
 FUZZTIME ?= 30s
 
-.PHONY: help build test race e2e vet fmt-check fmt bench fuzz bench-compare bench-syscalls docker clean
+.PHONY: help build test race e2e vet fmt-check fmt bench fuzz bench-compare bench-syscalls docker cluster cluster-down e2e-cluster clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,6 +48,12 @@ bench-syscalls: build ## system calls per request (docroot and proxy) with strac
 docker: build ## build the FROM scratch image chimalli:dev
 	mkdir -p bin/.data
 	docker build -t chimalli:dev .
+
+cluster: docker ## build the image, start the three-node compose cluster and wait until it is healthy
+	./ops/compose/cluster.sh up
+
+cluster-down: ## stop the compose cluster (its state stays in the named volumes)
+	./ops/compose/cluster.sh down
 
 clean:
 	rm -rf bin

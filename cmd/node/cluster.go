@@ -125,6 +125,7 @@ func newClusterInitCmd() *cobra.Command {
 		nodes, sans       []string
 		hosts             []string
 		addNode, out      string
+		nodeOwner         string
 		days, caDays      int
 		noLoopback, exist bool
 	)
@@ -145,6 +146,12 @@ service names), localhost, 127.0.0.1 and ::1, plus the names given with --hosts 
 init never overwrites a file and never leaves a partial directory behind. If DIR
 already holds these nodes' files, it fails, or with --if-missing it checks them and
 exits 0: use that in an init container.
+
+--node-owner UID:GID (run as root, as the compose file's init service does) then
+gives each node's certificate and key to that user, the one the node containers run
+as, and every other file to DIR's owner: the operator who made DIR keeps the admin
+identity and the CA key, each node reads only its own key. DIR becomes 0710 with
+the node user's group.
 
 --add-node signs one more node with the CA in DIR (ca.key must be there). Keep
 ca.key offline otherwise: whoever holds it can add members.`,
@@ -174,13 +181,29 @@ ca.key offline otherwise: whoever holds it can add members.`,
 				fmt.Fprintf(w, "node %s: %s (0644), %s (0600)\n", addNode, f.Cert, f.Key)
 				return nil
 			}
+			var owner pki.Owner
+			if nodeOwner != "" {
+				if owner, err = pki.ParseOwner(nodeOwner); err != nil {
+					return fmt.Errorf("--node-owner %w", err)
+				}
+			}
+			grant := func(l *pki.Layout) error {
+				if nodeOwner == "" {
+					return nil
+				}
+				if err := l.GrantNodes(owner); err != nil {
+					return fmt.Errorf("%w (--node-owner needs root)", err)
+				}
+				fmt.Fprintf(w, "node certificates and keys owned by %s\n", nodeOwner)
+				return nil
+			}
 			l, err := pki.Init(out, pki.InitOptions{
 				Nodes: nodes, Hosts: extra, SANs: sans, NoLoopback: noLoopback, CADays: caDays, CertDays: days,
 			})
 			switch {
 			case errors.Is(err, pki.ErrInitialised) && exist:
 				fmt.Fprintf(w, "%s: already initialised for %s; nothing written\n", out, strings.Join(nodes, ", "))
-				return nil
+				return grant(l)
 			case errors.Is(err, pki.ErrInitialised):
 				return fmt.Errorf("%w; nothing written (with --if-missing this is a success)", err)
 			case errors.Is(err, fs.ErrExist):
@@ -189,7 +212,7 @@ ca.key offline otherwise: whoever holds it can add members.`,
 				return err
 			}
 			printLayout(w, l)
-			return nil
+			return grant(l)
 		},
 	}
 	f := cmd.Flags()
@@ -201,11 +224,13 @@ ca.key offline otherwise: whoever holds it can add members.`,
 	f.BoolVar(&noLoopback, "no-loopback", false, "leave localhost, 127.0.0.1 and ::1 out of node certificates")
 	f.IntVar(&days, "days", pki.DefaultCertDays, "validity of node and admin certificates in days")
 	f.IntVar(&caDays, "ca-days", pki.DefaultCADays, "validity of the CA in days")
+	f.StringVar(&nodeOwner, "node-owner", "", "as root: give node files to UID:GID, the rest to DIR's owner (for a bind-mounted DIR)")
 	f.BoolVar(&exist, "if-missing", false, "exit 0 without writing when --out already holds these nodes' valid files")
 	cmd.MarkFlagsOneRequired("nodes", "add-node")
 	cmd.MarkFlagsMutuallyExclusive("nodes", "add-node")
 	cmd.MarkFlagsMutuallyExclusive("add-node", "if-missing")
 	cmd.MarkFlagsMutuallyExclusive("add-node", "ca-days")
+	cmd.MarkFlagsMutuallyExclusive("add-node", "node-owner")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }
