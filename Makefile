@@ -55,5 +55,9 @@ cluster: docker ## build the image, start the three-node compose cluster and wai
 cluster-down: ## stop the compose cluster (its state stays in the named volumes)
 	./ops/compose/cluster.sh down
 
+e2e-cluster: docker ## the compose cluster's failure suite (Docker; about 5 minutes)
+	CGO_ENABLED=0 $(GO) test -c -o bin/e2e-cluster.test ./ops/compose/
+	cd ops/compose && CHIMALLI_E2E_CLUSTER=1 CHIMALLI_IMAGE=chimalli:dev ../../bin/e2e-cluster.test -test.v -test.timeout 30m -test.run 'TestE2ECluster'
+
 clean:
 	rm -rf bin

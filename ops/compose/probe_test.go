@@ -1,0 +1,205 @@
+package compose
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chimalli/chimalli/ops/admin"
+)
+
+// The probes run inside a container on the cluster's network (see
+// stack.probe); run anywhere else they skip.
+
+func probeOnly(t *testing.T) {
+	if os.Getenv("CHIMALLI_E2E_PROBE") != "1" {
+		t.Skip("a probe of the compose failure suite: it runs in a container the suite starts")
+	}
+}
+
+// sock is the admin socket of a node, whose data volume the suite mounted
+// at /<node>.
+func sock(node string) string { return filepath.Join("/", node, "admin.sock") }
+
+func emit(r probeRecord) {
+	b, _ := json.Marshal(r)
+	fmt.Printf("PROBE %s\n", b)
+}
+
+// ownIPv4 returns the probe container's address on the cluster network.
+func ownIPv4(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			return n.IP.String()
+		}
+	}
+	t.Fatal("no IPv4 address")
+	return ""
+}
+
+// handshake reports whether node's Gemini port completes a TLS handshake
+// with this container (a banned client's connection is closed first).
+func handshake(node string) error {
+	d := &net.Dialer{Timeout: 3 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", node+":1965", &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}) //nolint:gosec // reachability only
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// TestProbePropagation bans 200 prefixes through node1's admin socket and
+// measures when node2 and node3 hold each one in the view their accept
+// path reads; then bans this container's own address through node1 and
+// checks that node2 and node3 close its connections before any handshake,
+// and lifts it again.
+func TestProbePropagation(t *testing.T) {
+	probeOnly(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	const n = 200
+	var lag = map[string][]time.Duration{}
+	var fromCall []time.Duration
+	for i := range n {
+		prefix := fmt.Sprintf("10.77.%d.%d/32", i/256, i%256)
+		call := time.Now()
+		if _, err := admin.AddBan(ctx, sock("node1"), admin.BanRequest{Prefix: prefix, Duration: "1h", Reason: "e2e"}); err != nil {
+			t.Fatalf("ban %s through node1: %v", prefix, err)
+		}
+		returned := time.Now()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, peer := range []string{"node2", "node3"} {
+			wg.Go(func() {
+				for {
+					list, err := admin.ListBans(ctx, sock(peer), false)
+					if err != nil {
+						t.Errorf("%s: list bans: %v", peer, err)
+						return
+					}
+					for _, b := range list {
+						if b.Prefix == prefix {
+							seen := time.Now()
+							mu.Lock()
+							lag[peer] = append(lag[peer], seen.Sub(returned))
+							fromCall = append(fromCall, seen.Sub(call))
+							mu.Unlock()
+							return
+						}
+					}
+					if ctx.Err() != nil {
+						t.Errorf("%s never listed %s", peer, prefix)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+	}
+	for _, peer := range []string{"node2", "node3"} {
+		text := fmt.Sprintf("ban through node1 → held by %s, after node1's answer, over %d bans: p50 %v p99 %v max %v",
+			peer, len(lag[peer]), quantile(lag[peer], 0.5), quantile(lag[peer], 0.99), quantile(lag[peer], 1))
+		emit(probeRecord{Kind: "figure", Name: "propagation_p99_" + peer, Value: quantile(lag[peer], 0.99).Seconds(), Text: text})
+	}
+	emit(probeRecord{Kind: "figure", Name: "propagation_from_call_p99", Value: quantile(fromCall, 0.99).Seconds(),
+		Text: fmt.Sprintf("ban through node1 → held by the other node, from the call: p50 %v p99 %v", quantile(fromCall, 0.5), quantile(fromCall, 0.99))})
+
+	// Enforcement, not only state: this container's own address.
+	self := ownIPv4(t)
+	for _, peer := range []string{"node2", "node3"} {
+		if err := handshake(peer); err != nil {
+			t.Fatalf("%s refuses this container before any ban: %v", peer, err)
+		}
+	}
+	if _, err := admin.AddBan(ctx, sock("node1"), admin.BanRequest{Prefix: self, Duration: "10m", Reason: "e2e"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, peer := range []string{"node2", "node3"} {
+		if err := handshake(peer); err == nil {
+			t.Errorf("%s completed a handshake with a client node1 banned", peer)
+		} else {
+			emit(probeRecord{Kind: "figure", Name: "refused_" + peer, Text: fmt.Sprintf("%s refuses the banned probe: %v", peer, err)})
+		}
+	}
+	if err := admin.LiftBan(ctx, sock("node1"), self+"/32"); err != nil {
+		t.Fatal(err)
+	}
+	for _, peer := range []string{"node2", "node3"} {
+		deadline := time.Now().Add(10 * time.Second)
+		for handshake(peer) != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still refuses after the lift", peer)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// TestProbeBurst commits bans through the two nodes named in
+// CHIMALLI_E2E_FOLLOWERS, alternating, as fast as they answer, while the
+// host kills the leader; it prints each acknowledged ban with its time and
+// every change of the leader the followers report.
+func TestProbeBurst(t *testing.T) {
+	probeOnly(t)
+	followers := strings.Split(os.Getenv("CHIMALLI_E2E_FOLLOWERS"), ",")
+	if len(followers) != 2 {
+		t.Fatalf("CHIMALLI_E2E_FOLLOWERS=%q: want two nodes", os.Getenv("CHIMALLI_E2E_FOLLOWERS"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watch sync.WaitGroup
+	for _, f := range followers {
+		watch.Go(func() {
+			last := ""
+			for watchCtx.Err() == nil {
+				st, err := admin.ClusterStatus(watchCtx, sock(f))
+				if err == nil && st.Leader != last {
+					last = st.Leader
+					emit(probeRecord{Kind: "leader", Leader: st.Leader, At: time.Now().UnixNano(), Name: f})
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	const n = 400
+	failures := 0
+	for i := range n {
+		prefix := fmt.Sprintf("10.88.%d.%d/32", i/256, i%256)
+		for attempt := 0; ; attempt++ {
+			f := followers[(i+attempt)%2]
+			cctx, ccancel := context.WithTimeout(ctx, 15*time.Second)
+			_, err := admin.AddBan(cctx, sock(f), admin.BanRequest{Prefix: prefix, Duration: "1h", Reason: "e2e"})
+			ccancel()
+			if err == nil {
+				emit(probeRecord{Kind: "ack", Prefix: prefix, At: time.Now().UnixNano(), Name: f})
+				break
+			}
+			failures++
+			if ctx.Err() != nil {
+				t.Fatalf("ban %s: %v", prefix, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	stopWatch()
+	watch.Wait()
+	emit(probeRecord{Kind: "figure", Name: "burst_failed_attempts", Value: float64(failures),
+		Text: fmt.Sprintf("%d bans acknowledged; %d attempts failed and were retried", n, failures)})
+}
