@@ -39,14 +39,14 @@ type fwdRestore struct {
 }
 
 type fwdResponse struct {
-	Index     uint64   `json:"index,omitempty"`
-	Changed   bool     `json:"changed,omitempty"`
-	Duplicate uint64   `json:"duplicate,omitempty"`
-	Type      string   `json:"type,omitempty"`
-	Pin       *wirePin `json:"pin,omitempty"`
-	Code      string   `json:"code,omitempty"`
-	Err       string   `json:"err,omitempty"`
-	Leader    string   `json:"leader,omitempty"` // with codeNotLeader: the leader's cluster port, when known
+	Index     uint64         `json:"index,omitempty"`
+	Changed   bool           `json:"changed,omitempty"`
+	Duplicate uint64         `json:"duplicate,omitempty"`
+	Type      string         `json:"type,omitempty"`
+	Pin       *wirePin       `json:"pin,omitempty"`
+	Code      string         `json:"code,omitempty"`
+	Err       string         `json:"err,omitempty"`
+	Leader    string         `json:"leader,omitempty"` // with codeNotLeader: the leader's cluster port, when known
 	Restored  *RestoreResult `json:"restored,omitempty"`
 }
 
