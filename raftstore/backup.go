@@ -139,16 +139,17 @@ func readBackupHeader(br *bufio.Reader) (BackupHeader, error) {
 		return h, fmt.Errorf("%w: the first line is not a backup header (longer than %d bytes)", ErrBadBackup, maxBackupHeader)
 	case errors.Is(err, io.EOF) && len(line) == 0:
 		return h, fmt.Errorf("%w: empty file", ErrBadBackup)
-	case err != nil:
-		return h, fmt.Errorf("%w: header: %w (truncated?)", ErrBadBackup, err)
 	}
 	var probe struct {
 		Format string `json:"format"`
 		V      int    `json:"v"`
 	}
-	switch err := json.Unmarshal(line, &probe); {
-	case err != nil:
-		return h, fmt.Errorf("%w: header: %w", ErrBadBackup, err)
+	perr := json.Unmarshal(line, &probe)
+	switch {
+	case err != nil && (perr != nil || probe.Format == BackupFormat):
+		return h, fmt.Errorf("%w: header: %w (truncated?)", ErrBadBackup, err)
+	case perr != nil:
+		return h, fmt.Errorf("%w: header: %w", ErrBadBackup, perr)
 	case probe.Format != BackupFormat:
 		return h, fmt.Errorf("%w: not a Chimalli backup (format %q)", ErrBadBackup, probe.Format)
 	case probe.V != BackupVersion: // a newer version may add header fields: say so rather than name one
