@@ -318,6 +318,7 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	n.admin.HandleRules(state)
 	n.admin.HandleTrust(state)
 	n.admin.HandleCluster(state)
+	n.admin.HandleSnapshots(state)
 	if err := n.admin.Open(ctx); err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
