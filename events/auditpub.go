@@ -88,6 +88,7 @@ type AuditPublisherStats struct {
 	Corrupt       uint64 // spool frames (or segment tails) that failed their checksum
 	Invalid       uint64 // refused by Validate
 	PublishErrors uint64 // publishes that failed or timed out (their records were spooled)
+	SpoolBytes    int64  // bytes the spool holds now, on disk or about to be
 }
 
 // pubItem is one encoded record on its way.
@@ -347,6 +348,7 @@ func (p *AuditPublisher) Stats() AuditPublisherStats {
 		Corrupt:       p.corrupt.Load(),
 		Invalid:       p.invalid.Load(),
 		PublishErrors: p.pub.Load(),
+		SpoolBytes:    p.spool.depth.Load(),
 	}
 }
 

@@ -227,6 +227,9 @@ func TestAuditPublisherRestartSendsNothingTwice(t *testing.T) {
 		}
 		return nil
 	})
+	if st := a.Stats(); st.SpoolBytes <= 0 {
+		t.Fatalf("spool holds %d records but SpoolBytes = %d", n, st.SpoolBytes)
+	}
 	closePub(t, a)
 	copyDir(t, dir, dir+"-copy")
 
@@ -239,6 +242,9 @@ func TestAuditPublisherRestartSendsNothingTwice(t *testing.T) {
 	waitStored(t, s, n+1)
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("spool not emptied: %v", ents)
+	}
+	if st := b.Stats(); st.SpoolBytes != 0 {
+		t.Fatalf("spool emptied but SpoolBytes = %d", st.SpoolBytes)
 	}
 
 	c := openPub(t, auditTestConfig(nc, dir+"-copy"))

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // The audit spool is a directory of append-only segment files, named by a
@@ -68,6 +69,8 @@ type auditSpool struct {
 	segMax int64 // a segment is sealed once it reaches this size
 	segs   []spoolSeg
 	size   int64
+	// depth mirrors size for readers on other goroutines (Stats).
+	depth atomic.Int64
 
 	w  *os.File // appends to segs[len(segs)-1] when not nil
 	bw *bufio.Writer
@@ -122,6 +125,7 @@ func openSpool(dir string, maxBytes, segMax int64) (*auditSpool, error) {
 		}
 		s.segs = append(s.segs, spoolSeg{n: n, size: info.Size()})
 		s.size += info.Size()
+		s.depth.Store(s.size)
 	}
 	slices.SortFunc(s.segs, func(a, b spoolSeg) int {
 		switch {
@@ -184,6 +188,7 @@ func (s *auditSpool) append(id string, body []byte) (bool, error) {
 	}
 	s.segs[len(s.segs)-1].size += fs
 	s.size += fs
+	s.depth.Store(s.size)
 	return true, nil
 }
 
@@ -252,6 +257,7 @@ func (s *auditSpool) prepend(items []*pubItem) (int, error) {
 	}
 	s.segs = slices.Insert(s.segs, 0, spoolSeg{n: n, size: int64(len(buf))})
 	s.size += int64(len(buf))
+	s.depth.Store(s.size)
 	s.rewind(spoolPos{})
 	return written, nil
 }
@@ -424,6 +430,7 @@ func (s *auditSpool) remove(i int) error {
 	}
 	s.segs = slices.Delete(s.segs, i, i+1)
 	s.size -= seg.size
+	s.depth.Store(s.size)
 	if err := os.Remove(s.path(seg.n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

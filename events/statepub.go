@@ -87,6 +87,7 @@ type StatePublisherStats struct {
 	Gaps      uint64 // gap markers published
 	Missed    uint64 // committed entries the gap markers stand for
 	Resumes   uint64 // times the publisher re-read the stream's last index
+	Errors    uint64 // publishing stopped on an error (other than a conflict) and resumed from the stream
 }
 
 // StatePublisher publishes every committed state event to JetStream,
@@ -105,7 +106,7 @@ type StatePublisher struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 
-	published, gaps, missed, resumes atomic.Uint64
+	published, gaps, missed, resumes, errs atomic.Uint64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -172,7 +173,7 @@ func (p *StatePublisher) Close() error {
 
 // Stats returns the publisher's counters.
 func (p *StatePublisher) Stats() StatePublisherStats {
-	return StatePublisherStats{Published: p.published.Load(), Gaps: p.gaps.Load(), Missed: p.missed.Load(), Resumes: p.resumes.Load()}
+	return StatePublisherStats{Published: p.published.Load(), Gaps: p.gaps.Load(), Missed: p.missed.Load(), Resumes: p.resumes.Load(), Errors: p.errs.Load()}
 }
 
 func (p *StatePublisher) run(ctx context.Context) {
@@ -192,6 +193,7 @@ func (p *StatePublisher) run(ctx context.Context) {
 			p.log.Info("state events: the stream moved under this publisher; resuming", "err", err)
 			continue
 		}
+		p.errs.Add(1)
 		p.log.Warn("state events: publish failed; resuming from the stream", "err", err)
 		p.sleep(ctx, min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second))
 		attempt++

@@ -410,3 +410,24 @@ func TestNewStatePublisherRefuses(t *testing.T) {
 		}
 	}
 }
+
+// With no stream to publish to, the publisher counts its failures and
+// keeps trying; once the stream exists it publishes.
+func TestStatePublisherCountsErrors(t *testing.T) {
+	_, nc := runJetStream(t)
+	log := newMemLog()
+	want := log.append(banEvent(0))
+	p := startPublisher(t, nc, log, "c1")
+	deadline := time.Now().Add(30 * time.Second)
+	for p.Stats().Errors == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error counted without a stream: %+v", p.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s := createStateStream(t, nc, "c1")
+	waitStreamIndex(t, s, "c1", want)
+	if st := p.Stats(); st.Published != 1 || st.Errors == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -148,7 +148,7 @@ func (s *Server) serveConn(c net.Conn, addr netip.AddrPort, key ratelimit.Key, a
 	cc.setHold(true)
 	w.flush()
 	s.logRequest(addr, r, w.status, reason)
-	s.stats.statuses[w.status].Add(1)
+	s.stats.response(w.status, reason)
 	s.close(cc, tc, len(rest) > 0 || r.Scheme == SchemeTitan)
 	s.auditRequest(start, addr, r, w.status, reason, w.n)
 }
@@ -158,7 +158,7 @@ func (s *Server) finish(c net.Conn, tc *tls.Conn, start time.Time, status int, m
 	c.SetWriteDeadline(s.now().Add(s.lim.WriteTimeout))
 	var b [MaxRequestLine + 8]byte
 	n, _ := tc.Write(appendResponseHeader(b[:0], status, meta))
-	s.stats.statuses[status].Add(1)
+	s.stats.response(status, reason)
 	s.logRequest(addr, r, status, reason)
 	s.close(c, tc, true)
 	s.auditRequest(start, addr, r, status, reason, int64(n))

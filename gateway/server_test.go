@@ -298,6 +298,29 @@ func TestStatuses(t *testing.T) {
 			}
 		})
 	}
+	// Every answer is counted by its status and by the decision behind it.
+	want := map[string]uint64{"allowed": 8, "not_found": 1, "upstream_error": 1, "proxy_refused": 5,
+		"cert_required": 3, "cert_not_authorized": 2, "cert_invalid": 2, "uploads_refused": 1}
+	waitFor(t, "every answer counted", func() bool {
+		var n uint64
+		for _, c := range ts.Stats().Responses {
+			n += c
+		}
+		return n == uint64(len(tests))
+	})
+	st := ts.Stats()
+	var byDecision uint64
+	for _, n := range st.Requests {
+		byDecision += n
+	}
+	if byDecision != uint64(len(tests)) || st.Responses[20] != 8 || st.Responses[60] != 3 {
+		t.Errorf("counted %d requests by decision, responses %v; want %d, 8 × 20 and 3 × 60", byDecision, st.Responses, len(tests))
+	}
+	for reason, n := range want {
+		if st.Requests[reason] != n {
+			t.Errorf("Requests[%s] = %d, want %d (all: %v)", reason, st.Requests[reason], n, st.Requests)
+		}
+	}
 }
 
 func TestRequestLineLength(t *testing.T) {
@@ -420,6 +443,7 @@ func TestRateLimits(t *testing.T) {
 	if got := ts.Stats().RefusedAtAccept["rate_limited_hard"]; got != 1 {
 		t.Fatalf("hard refusals = %d, want 1", got)
 	}
+	waitFor(t, "the soft refusals counted", func() bool { return ts.Stats().Requests["rate_limited"] == 2 })
 	// Other clients are unaffected.
 	if r := mustDo(t, client{sni: "localhost"}, ts.addr, "gemini://localhost/\r\n"); r.status != 20 {
 		t.Fatalf("other client: %d", r.status)

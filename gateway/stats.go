@@ -9,7 +9,15 @@ type counters struct {
 	hsFailed   atomic.Uint64
 	timeouts   atomic.Uint64 // request line not received in time
 	refused    [reasonCount]atomic.Uint64
+	answered   [reasonCount]atomic.Uint64 // requests answered, by decision
 	statuses   [70]atomic.Uint64
+}
+
+// response counts one answered request: its Gemini status and the reason
+// (the decision) behind it.
+func (c *counters) response(status int, reason Reason) {
+	c.statuses[status].Add(1)
+	c.answered[reason].Add(1)
 }
 
 // Stats is a snapshot of a Server's counters since it started. Metrics
@@ -21,6 +29,7 @@ type Stats struct {
 	HandshakeFailed uint64            // TLS handshakes failed or timed out
 	RequestTimeouts uint64            // connections closed waiting for a request line
 	RefusedAtAccept map[string]uint64 // by reason, closed before any handshake
+	Requests        map[string]uint64 // answered requests by reason ("allowed" when served)
 	Responses       map[int]uint64    // by Gemini status
 	OpenConnections int               // held now
 }
@@ -34,12 +43,18 @@ func (s *Server) Stats() Stats {
 		HandshakeFailed: s.stats.hsFailed.Load(),
 		RequestTimeouts: s.stats.timeouts.Load(),
 		RefusedAtAccept: map[string]uint64{},
+		Requests:        map[string]uint64{},
 		Responses:       map[int]uint64{},
 		OpenConnections: s.conns.count(),
 	}
 	for r := range s.stats.refused {
 		if n := s.stats.refused[r].Load(); n > 0 {
 			st.RefusedAtAccept[Reason(r).String()] = n
+		}
+	}
+	for r := range s.stats.answered {
+		if n := s.stats.answered[r].Load(); n > 0 {
+			st.Requests[Reason(r).String()] = n
 		}
 	}
 	for code := range s.stats.statuses {

@@ -242,6 +242,30 @@ func (s *BanSet) Len() int {
 	return s.n
 }
 
+// Active returns how many of the set's bans are active at now (a ban
+// until lifted always is), walking the set without allocating.
+func (s *BanSet) Active(now time.Time) int {
+	if s == nil || s.n == 0 {
+		return 0
+	}
+	t, n := now.UnixNano(), 0
+	for _, f := range []*banFamily{&s.v4, &s.v6} {
+		for _, p := range f.pages {
+			if p == nil {
+				continue
+			}
+			for si := range p {
+				for _, sl := range p[si].slots {
+					if sl.tag != slotEmpty && sl.tag != slotDeleted && t < sl.until {
+						n++
+					}
+				}
+			}
+		}
+	}
+	return n
+}
+
 // Bans returns the bans, sorted by prefix. The caller may modify the
 // returned slice. Sorting happens here, for listing, rather than when the
 // set is built on the path that publishes bans.

@@ -56,6 +56,18 @@ func TestBanSetBanned(t *testing.T) {
 	if set.Len() != 5 {
 		t.Errorf("Len = %d, want 5 (the invalid prefix is dropped)", set.Len())
 	}
+	for _, c := range []struct {
+		at   time.Time
+		want int
+	}{{t0, 4}, {t0.Add(time.Minute), 3}, {t0.Add(time.Hour), 1}, {t0.Add(-time.Hour), 5}} {
+		if got := set.Active(c.at); got != c.want {
+			t.Errorf("Active(%s) = %d, want %d", c.at.Sub(t0), got, c.want)
+		}
+	}
+	var nilSet *BanSet
+	if nilSet.Active(t0) != 0 {
+		t.Error("a nil set has active bans")
+	}
 }
 
 func TestBanSetCollapsesToLatestEnd(t *testing.T) {

@@ -101,6 +101,9 @@ func (s *State) Freeze() *Frozen {
 	return f
 }
 
+// Index returns the index of the last entry the frozen state applied.
+func (s *Frozen) Index() uint64 { return s.index }
+
 // KeepFrozen brings the frozen ban set up to date when more than max bans
 // changed since it last was, so that the next Freeze has at most max
 // changes to catch up on: an owner that must not stall on a snapshot (the

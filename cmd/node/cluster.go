@@ -19,11 +19,12 @@ func newClusterCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
 		Short: "Manage the cluster",
-		Long: `Create the cluster's certificates (init), and show or change the membership of a
-running cluster (status, join, leave) through a node on this machine, over its
-admin socket. Any node will do: a follower forwards a change to the leader.`,
+		Long: `Create the cluster's certificates (init), show or change the membership of a
+running cluster (status, join, leave), and back up or restore its state (snapshot
+save, snapshot restore) through a node on this machine, over its admin socket. Any
+node will do: a follower forwards a change to the leader.`,
 	}
-	cmd.AddCommand(newClusterInitCmd(), newClusterStatusCmd(), newClusterJoinCmd(), newClusterLeaveCmd())
+	cmd.AddCommand(newClusterInitCmd(), newClusterStatusCmd(), newClusterJoinCmd(), newClusterLeaveCmd(), newClusterSnapshotCmd())
 	return cmd
 }
 

@@ -34,7 +34,7 @@ func (p *eventPlane) publishConflicts(ctx context.Context, cfg *config.Config, i
 	if err := cp.Open(ctx); err != nil {
 		return nil, fmt.Errorf("trust conflicts: %w", err)
 	}
-	p.subs = append(p.subs, cp)
+	p.subs, p.conflicts = append(p.subs, cp), cp
 	return conflictSink{cp}, nil
 }
 

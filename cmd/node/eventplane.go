@@ -38,6 +38,9 @@ type eventPlane struct {
 	subs  []io.Closer
 	audit *events.AuditPublisher
 	log   *slog.Logger // set with audit
+	// conflicts is the trust-conflict publisher (also in subs), for its
+	// counters.
+	conflicts *events.ConflictPublisher
 }
 
 // auditCloseTimeout bounds the audit publisher's Close: what JetStream has

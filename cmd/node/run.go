@@ -23,6 +23,7 @@ import (
 	"github.com/chimalli/chimalli/ops/admin"
 	"github.com/chimalli/chimalli/ops/config"
 	"github.com/chimalli/chimalli/ops/logging"
+	"github.com/chimalli/chimalli/ops/metrics"
 	"github.com/chimalli/chimalli/raftstore/cluster"
 	"github.com/chimalli/chimalli/ratelimit"
 	"github.com/chimalli/chimalli/tofu"
@@ -76,6 +77,8 @@ letting requests in flight finish (up to 10 s).`,
 type node struct {
 	srv     *gateway.Server
 	admin   *admin.Admin
+	opsLn   net.Listener    // metrics.listen, bound first; served by ops
+	ops     *metrics.Server // nil without metrics.listen
 	state   *cluster.Node
 	events  *eventPlane // NATS: started after state, closed before it
 	closers []io.Closer
@@ -117,8 +120,9 @@ func runNode(ctx context.Context, cfg *config.Config, out io.Writer) error {
 
 // startNode builds every component from cfg and starts serving.
 //
-// It binds the listener, opens the document roots and reads the
-// certificate and pin files that exist before it writes anything, so that
+// It binds the listeners (Gemini, then metrics.listen), opens the
+// document roots and reads the certificate and pin files that exist
+// before it writes anything, so that
 // a start that fails there (port in use, missing docroot, bad file)
 // leaves no data directory, key or audit file behind. Only then does it
 // open the audit file, create the data directory, the pin stores and the
@@ -137,6 +141,11 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 			n.close(context.Background())
 		}
 	}()
+	if cfg.Metrics.Listen != "" {
+		if n.opsLn, err = metrics.Listen(ctx, cfg.Metrics.Listen); err != nil {
+			return nil, err
+		}
+	}
 	docroots, err := openDocroots(cfg, n)
 	if err != nil {
 		return nil, err
@@ -304,15 +313,24 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	n.srv = srv
 	n.closers = append(n.closers, sweeper(limiter, time.Minute))
 
-	n.admin = admin.NewAdmin(cfg.AdminSocket(), func() error { return nil }, logger)
+	n.admin = admin.NewAdmin(cfg.AdminSocket(), readiness(state), logger)
 	n.admin.HandleBans(state)
 	n.admin.HandleRules(state)
 	n.admin.HandleTrust(state)
 	n.admin.HandleCluster(state)
+	n.admin.HandleSnapshots(state)
 	if err := n.admin.Open(ctx); err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	printBanner(out, srv.Addr(), gateway.DualStack(cfg.Gateway.Listen, ln), hosts, cfg)
+	if n.opsLn != nil {
+		reg := metrics.NewRegistry(opsSources(id, srv, state, n.events, audit.log))
+		n.ops = metrics.Serve(n.opsLn, metrics.Handler(reg, readiness(state), logger), logger)
+	}
+	var opsAddr net.Addr
+	if n.ops != nil {
+		opsAddr = n.ops.Addr()
+	}
+	printBanner(out, srv.Addr(), gateway.DualStack(cfg.Gateway.Listen, ln), hosts, cfg, opsAddr)
 	if a := n.events.clientAddr(); a != nil {
 		fmt.Fprintf(out, "nats: tls://%s (cluster certificates only)\n", a)
 	}
@@ -409,6 +427,12 @@ func openExistingPins(path string) (*tofu.FileStore, error) {
 
 func (n *node) close(ctx context.Context) error {
 	var errs []error
+	switch {
+	case n.ops != nil:
+		errs = append(errs, n.ops.Close(ctx))
+	case n.opsLn != nil:
+		errs = append(errs, n.opsLn.Close())
+	}
 	if n.admin != nil {
 		errs = append(errs, n.admin.Close(ctx))
 	}
@@ -572,8 +596,9 @@ func (f closerFunc) Close() error { return f() }
 
 // printBanner tells the operator exactly where the node listens (addr, the
 // bound address; dual when it also takes IPv4 clients on [::]) and which
-// certificates it presents: the fingerprints clients will pin.
-func printBanner(w io.Writer, addr net.Addr, dual bool, hosts []gateway.Host, cfg *config.Config) {
+// certificates it presents: the fingerprints clients will pin; opsAddr is
+// the ops listener's address (metrics.listen), nil without one.
+func printBanner(w io.Writer, addr net.Addr, dual bool, hosts []gateway.Host, cfg *config.Config, opsAddr net.Addr) {
 	fmt.Fprintf(w, "chimalli: serving gemini on %s\n", listenDescription(addr, dual))
 	for _, h := range hosts {
 		fp := "?"
@@ -584,6 +609,9 @@ func printBanner(w io.Writer, addr net.Addr, dual bool, hosts []gateway.Host, cf
 	}
 	if u := welcomeURL(addr, cfg); u != "" {
 		fmt.Fprintf(w, "try: chimalli get %s\n", u)
+	}
+	if opsAddr != nil {
+		fmt.Fprintf(w, "metrics: http://%s/metrics, /healthz, /readyz (plaintext HTTP)\n", opsAddr)
 	}
 	fmt.Fprintf(w, "admin socket: %s\n", cfg.AdminSocket())
 }

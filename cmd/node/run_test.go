@@ -134,7 +134,7 @@ func TestBanner(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer
-			printBanner(&b, tt.addr, tt.dual, nil, tt.cfg)
+			printBanner(&b, tt.addr, tt.dual, nil, tt.cfg, nil)
 			lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
 			if want := "chimalli: serving gemini on " + tt.listen; lines[0] != want {
 				t.Errorf("first line %q, want %q", lines[0], want)

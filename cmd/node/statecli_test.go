@@ -45,6 +45,7 @@ func openCLINode(t *testing.T) (string, *cluster.Node) {
 	a.HandleRules(n)
 	a.HandleTrust(n)
 	a.HandleCluster(n)
+	a.HandleSnapshots(n)
 	if err := a.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -216,6 +217,8 @@ func TestStateCommandsFlags(t *testing.T) {
 		{[]string{"cluster", "status"}, []string{"--json"}},
 		{[]string{"cluster", "join"}, nil},
 		{[]string{"cluster", "leave"}, nil},
+		{[]string{"cluster", "snapshot", "save"}, nil},
+		{[]string{"cluster", "snapshot", "restore"}, []string{"--force"}},
 		{[]string{"ban", "ls"}, []string{"--json", "--consistent"}},
 	} {
 		name := strings.Join(tt.path, " ")

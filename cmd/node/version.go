@@ -12,6 +12,13 @@ import (
 var version = ""
 
 func versionString() string {
+	return fmt.Sprintf("chimalli %s %s %s/%s", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// buildVersion returns the version of the binary: the -X main.version
+// value, else the module's, else "dev", with the VCS revision when known
+// ("v1.2.3 (0123456789ab)").
+func buildVersion() string {
 	v := version
 	rev, dirty := "", false
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -40,7 +47,7 @@ func versionString() string {
 		}
 		v += ")"
 	}
-	return fmt.Sprintf("chimalli %s %s %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return v
 }
 
 func newVersionCmd() *cobra.Command {

@@ -30,7 +30,9 @@ var ErrAdminOpen = errors.New("admin server already open")
 // and GET /readyz, and the operator endpoints the node registers: /bans
 // (HandleBans), /rules (HandleRules), /trust and /trust/approve
 // (HandleTrust), /cluster/status, /cluster/join and /cluster/leave
-// (HandleCluster). Every response body is JSON:
+// (HandleCluster), /cluster/snapshot and /cluster/snapshot/restore
+// (HandleSnapshots). Every response body is JSON (but a backup's:
+// JSON lines):
 // {"status":"ok"} on success, {"status":"…","error":"…"} otherwise.
 //
 // Create it with NewAdmin, add handlers with Handle, then Open and Close.

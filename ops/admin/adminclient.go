@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"syscall"
 
+	"github.com/chimalli/chimalli/raftstore"
 	"github.com/chimalli/chimalli/raftstore/cluster"
 )
 
@@ -23,14 +24,6 @@ const maxAdminBody = 4 << 20
 // non-2xx answer returns the node's error text; a missing or dead socket
 // returns an error wrapping ErrNoNode.
 func adminCall(ctx context.Context, socketPath, method, path string, in, out any) (int, error) {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socketPath)
-		},
-		DisableKeepAlives: true,
-	}
-	defer tr.CloseIdleConnections()
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -39,31 +32,17 @@ func adminCall(ctx context.Context, socketPath, method, path string, in, out any
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://chimalli-admin"+path, body)
+	resp, err := adminDo(ctx, socketPath, method, path, body, "application/json")
 	if err != nil {
-		return 0, err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return 0, fmt.Errorf("%w on %s", ErrNoNode, socketPath)
-		}
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if err := answerError(resp); err != nil {
+		return resp.StatusCode, err
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminBody))
 	if err != nil {
 		return resp.StatusCode, fmt.Errorf("read response: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var sb statusBody
-		if json.Unmarshal(b, &sb) == nil && sb.Error != "" {
-			return resp.StatusCode, errors.New(sb.Error)
-		}
-		return resp.StatusCode, errors.New(http.StatusText(resp.StatusCode))
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -71,6 +50,52 @@ func adminCall(ctx context.Context, socketPath, method, path string, in, out any
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// adminDo sends method path, with body (of contentType) unless it is nil,
+// to the admin socket at socketPath and returns the response, whose body
+// the caller closes. A missing or dead socket returns an error wrapping
+// ErrNoNode.
+func adminDo(ctx context.Context, socketPath, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socketPath)
+		},
+		DisableKeepAlives: true,
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://chimalli-admin"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w on %s", ErrNoNode, socketPath)
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// answerError returns the node's error text for a non-2xx answer, nil for
+// a 2xx one.
+func answerError(resp *http.Response) error {
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminBody))
+	if err != nil {
+		return fmt.Errorf("%s; read response: %w", http.StatusText(resp.StatusCode), err)
+	}
+	var sb statusBody
+	if json.Unmarshal(b, &sb) == nil && sb.Error != "" {
+		return errors.New(sb.Error)
+	}
+	return errors.New(http.StatusText(resp.StatusCode))
 }
 
 // callFor sends method path, with the JSON body in unless it is nil, to
@@ -180,4 +205,43 @@ func JoinCluster(ctx context.Context, socketPath string, req JoinRequest) error 
 // socketPath.
 func LeaveCluster(ctx context.Context, socketPath, id string) error {
 	return callNoAnswer(ctx, socketPath, http.MethodPost, "/cluster/leave", LeaveRequest{ID: id}, "cluster leave")
+}
+
+// SaveSnapshot writes a backup of the cluster's state, from the node
+// behind socketPath, to w and returns its header. It checks the backup's
+// length and checksum as it comes: an error means w holds no usable
+// backup.
+func SaveSnapshot(ctx context.Context, socketPath string, w io.Writer) (raftstore.BackupHeader, error) {
+	resp, err := adminDo(ctx, socketPath, http.MethodGet, "/cluster/snapshot", nil, "")
+	if err != nil {
+		return raftstore.BackupHeader{}, fmt.Errorf("snapshot save: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := answerError(resp); err != nil {
+		return raftstore.BackupHeader{}, fmt.Errorf("snapshot save: %w", err)
+	}
+	h, err := raftstore.VerifyBackup(io.TeeReader(resp.Body, w))
+	if err != nil {
+		return h, fmt.Errorf("snapshot save: %w", err)
+	}
+	return h, nil
+}
+
+// RestoreSnapshot replaces the cluster's state with the backup r holds,
+// through the node behind socketPath (which checks the whole backup
+// first: a bad one changes nothing).
+func RestoreSnapshot(ctx context.Context, socketPath string, r io.Reader) (cluster.RestoreResult, error) {
+	resp, err := adminDo(ctx, socketPath, http.MethodPost, "/cluster/snapshot/restore", r, backupContentType)
+	if err != nil {
+		return cluster.RestoreResult{}, fmt.Errorf("snapshot restore: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := answerError(resp); err != nil {
+		return cluster.RestoreResult{}, fmt.Errorf("snapshot restore: %w", err)
+	}
+	var res cluster.RestoreResult
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAdminBody)).Decode(&res); err != nil {
+		return res, fmt.Errorf("snapshot restore: decode response: %w", err)
+	}
+	return res, nil
 }

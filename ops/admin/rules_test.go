@@ -42,6 +42,7 @@ func serveState(t *testing.T, n *cluster.Node) string {
 	a.HandleRules(n)
 	a.HandleTrust(n)
 	a.HandleCluster(n)
+	a.HandleSnapshots(n)
 	if err := a.Open(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,8 @@ type Config struct {
 	Cluster ClusterConfig `koanf:"cluster"`
 	// NATS is the event plane: embedded NATS or an external one.
 	NATS NATSConfig `koanf:"nats"`
+	// Metrics is the ops listener: Prometheus metrics and health.
+	Metrics MetricsConfig `koanf:"metrics"`
 	// Log configures the logger.
 	Log LogConfig `koanf:"log"`
 }
@@ -285,6 +287,15 @@ type TOFUConfig struct {
 type AdminConfig struct {
 	// Socket is the unix socket path; empty means <data_dir>/admin.sock.
 	Socket string `koanf:"socket"`
+}
+
+// MetricsConfig configures the ops listener: GET /metrics (Prometheus
+// text exposition), /healthz and /readyz over plain HTTP.
+type MetricsConfig struct {
+	// Listen is the ops listener's TCP address ("host:port"); empty (the
+	// default) means none. It speaks plaintext HTTP: bind it to loopback
+	// or a private network (docs/security.md).
+	Listen string `koanf:"listen"`
 }
 
 // LogConfig configures the node's logger (see NewLogger).

@@ -103,6 +103,7 @@ func (c *Config) Validate() error {
 	c.validateAdmin(&v)
 	c.validateCluster(&v)
 	c.validateNATS(&v)
+	c.validateMetrics(&v)
 	c.validateLog(&v)
 	return errors.Join(v.errs...)
 }
@@ -358,6 +359,16 @@ func (c *Config) AutoBanPolicy() raftstore.AutoBanPolicy {
 		Max:        c.AutoBan.Max,
 		IPv4Prefix: c.RateLimit.IPv4Prefix,
 		IPv6Prefix: c.RateLimit.IPv6Prefix,
+	}
+}
+
+func (c *Config) validateMetrics(v *validator) {
+	if l := c.Metrics.Listen; l != "" && v.hostPort("metrics.listen", l) {
+		for _, other := range []struct{ key, addr string }{{"gateway.listen", c.Gateway.Listen}, {"cluster.listen", c.Cluster.Listen}, {"nats.listen", c.NATS.Listen}, {"nats.cluster_listen", c.NATS.ClusterListen}} {
+			if other.addr != "" && other.addr == l && !strings.HasSuffix(l, ":0") {
+				v.add("metrics.listen", "%s is also %s", l, other.key)
+			}
+		}
 	}
 }
 

@@ -23,6 +23,9 @@ type Peer struct {
 type Config struct {
 	// ID is this node's id, the name in its certificate.
 	ID string
+	// Name is the cluster's name, written in the header of a backup
+	// (Node.Backup); it may be empty.
+	Name string
 	// Dir holds the Raft log (raft.db) and snapshots; created 0700.
 	Dir string
 	// Listen is the cluster port (Raft and forwarding, mutual TLS), e.g.

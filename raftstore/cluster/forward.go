@@ -28,17 +28,26 @@ type fwdRequest struct {
 	ReadIndex bool               `json:"read_index,omitempty"`
 	Join      *Peer              `json:"join,omitempty"`
 	Leave     string             `json:"leave,omitempty"`
+	// Restore: the line is followed by a state snapshot of Size bytes
+	// (raftstore.WriteSnapshot's format), which replaces the cluster's
+	// state (Node.Restore). The connection closes after the response.
+	Restore *fwdRestore `json:"restore,omitempty"`
+}
+
+type fwdRestore struct {
+	Size int64 `json:"size"`
 }
 
 type fwdResponse struct {
-	Index     uint64   `json:"index,omitempty"`
-	Changed   bool     `json:"changed,omitempty"`
-	Duplicate uint64   `json:"duplicate,omitempty"`
-	Type      string   `json:"type,omitempty"`
-	Pin       *wirePin `json:"pin,omitempty"`
-	Code      string   `json:"code,omitempty"`
-	Err       string   `json:"err,omitempty"`
-	Leader    string   `json:"leader,omitempty"` // with codeNotLeader: the leader's cluster port, when known
+	Index     uint64         `json:"index,omitempty"`
+	Changed   bool           `json:"changed,omitempty"`
+	Duplicate uint64         `json:"duplicate,omitempty"`
+	Type      string         `json:"type,omitempty"`
+	Pin       *wirePin       `json:"pin,omitempty"`
+	Code      string         `json:"code,omitempty"`
+	Err       string         `json:"err,omitempty"`
+	Leader    string         `json:"leader,omitempty"` // with codeNotLeader: the leader's cluster port, when known
+	Restored  *RestoreResult `json:"restored,omitempty"`
 }
 
 type wirePin struct {
@@ -173,19 +182,25 @@ func (f *forwarder) call(ctx context.Context, addr string, req fwdRequest) (fwdR
 	}
 	c.c.SetDeadline(time.Time{})
 	f.put(c)
+	return resp, responseError(addr, resp)
+}
+
+// responseError returns the error a response's code stands for; nil for
+// success.
+func responseError(addr string, resp fwdResponse) error {
 	switch resp.Code {
 	case "":
-		return resp, nil
+		return nil
 	case codeNotLeader:
-		return resp, fmt.Errorf("%w: %s", ErrNoLeader, resp.Err)
+		return fmt.Errorf("%w: %s", ErrNoLeader, resp.Err)
 	case codeRefused:
-		return resp, fmt.Errorf("%w: %s", raftstore.ErrRefused, resp.Err)
+		return fmt.Errorf("%w: %s", raftstore.ErrRefused, resp.Err)
 	case codeFailed:
-		return resp, fmt.Errorf("%w: %s", ErrFailed, resp.Err)
+		return fmt.Errorf("%w: %s", ErrFailed, resp.Err)
 	case codeDenied:
-		return resp, fmt.Errorf("forward to %s: denied: %s", addr, resp.Err)
+		return fmt.Errorf("forward to %s: denied: %s", addr, resp.Err)
 	}
-	return resp, fmt.Errorf("forward to %s: %s", addr, resp.Err)
+	return fmt.Errorf("forward to %s: %s", addr, resp.Err)
 }
 
 func readLine(r *bufio.Reader) ([]byte, error) {
@@ -266,11 +281,13 @@ func (f *forwarder) serveConn(c *tls.Conn) {
 		var resp fwdResponse
 		if err := strictJSON(line, &req); err != nil {
 			resp = fwdResponse{Code: codeError, Err: "bad request: " + err.Error()}
+		} else if req.Restore != nil {
+			resp = f.handleRestore(*req.Restore, r)
 		} else {
 			resp = f.handle(peer, req)
 		}
 		b, _ := json.Marshal(resp)
-		if _, err := c.Write(append(b, '\n')); err != nil {
+		if _, err := c.Write(append(b, '\n')); err != nil || req.Restore != nil {
 			return
 		}
 	}

@@ -162,7 +162,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		n.fwd = newForwarder(n)
 		n.mux.Serve()
 	}
-	n.raft, err = raft.NewRaft(rcfg, n.fsm, n.store, n.store, snaps, n.transport)
+	n.raft, err = raft.NewRaft(rcfg, n.fsm, monotonicStore{n.store}, n.store, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("cluster: raft: %w", err)
 	}
@@ -214,6 +214,18 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	}
 	return nil
 }
+
+// monotonicStore is the log store as Raft sees it: declared monotonic,
+// so that after installing a snapshot (a restored backup on the leader,
+// any snapshot sent to a follower) Raft removes the whole older log instead
+// of leaving the entries before the snapshot and a gap in the indexes
+// after them. A gap would stop the readers of the committed log
+// (ReadCommitted, which the state-event publisher calls) at the missing
+// index; with the old log gone they see the entries as compacted, which
+// they handle.
+type monotonicStore struct{ *raftboltdb.BoltStore }
+
+func (monotonicStore) IsMonotonic() bool { return true }
 
 func (n *Node) bootstrap(servers []raft.Server) error {
 	err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
