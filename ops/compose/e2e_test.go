@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/chimalli/chimalli/ops/pki"
 )
@@ -28,6 +32,7 @@ func TestE2ECluster(t *testing.T) {
 		fn   func(*testing.T, *stack)
 	}{
 		{"BanPropagation", scenarioPropagation},
+		{"Metrics", scenarioMetrics},
 		{"LeaderKilledDuringBurst", scenarioLeaderKill},
 		{"PartitionAndAudit", scenarioPartition},
 		{"RollingRestart", scenarioRollingRestart},
@@ -60,6 +65,96 @@ func scenarioPropagation(t *testing.T, s *stack) {
 	}
 	if err := wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// metricsPort is where each node's /metrics is published on the host.
+var metricsPort = map[string]int{"node1": 9101, "node2": 9102, "node3": 9103}
+
+// scenarioMetrics scrapes the three published metrics ports from the host
+// and parses the exposition with the Prometheus parser: one leader, the
+// same term and bans everywhere, requests counted, every node ready.
+func scenarioMetrics(t *testing.T, s *stack) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, n := range nodes {
+		if _, err := gemini(ctx, hostPort[n], "/"); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+	}
+	leaders := 0
+	terms := map[float64]bool{}
+	for _, n := range nodes {
+		base := fmt.Sprintf("http://127.0.0.1:%d", metricsPort[n])
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			t.Fatalf("%s /readyz: %v", n, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s /readyz: %s", n, resp.Status)
+		}
+		resp, err = http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatalf("%s /metrics: %v", n, err)
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := p.TextToMetricFamilies(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s /metrics: %v", n, err)
+		}
+		value := func(name string, labels map[string]string) (float64, bool) {
+			f := fams[name]
+			if f == nil {
+				return 0, false
+			}
+			var sum float64
+			found := false
+		metrics:
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+						continue metrics
+					}
+				}
+				found = true
+				switch {
+				case m.Gauge != nil:
+					sum += m.GetGauge().GetValue()
+				case m.Counter != nil:
+					sum += m.GetCounter().GetValue()
+				}
+			}
+			return sum, found
+		}
+		if v, _ := value("chimalli_raft_state", map[string]string{"state": "leader"}); v == 1 {
+			leaders++
+		}
+		term, ok := value("chimalli_raft_term", nil)
+		if !ok || term < 1 {
+			t.Errorf("%s: chimalli_raft_term %v", n, term)
+		}
+		terms[term] = true
+		if v, _ := value("chimalli_bans_active", nil); v < 200 {
+			t.Errorf("%s: chimalli_bans_active %v, want the 200 bans of the propagation scenario", n, v)
+		}
+		if v, _ := value("chimalli_responses_total", map[string]string{"status": "20"}); v < 1 {
+			t.Errorf("%s: no status-20 response counted", n)
+		}
+		for _, f := range fams {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if _, err := netip.ParseAddr(l.GetValue()); err == nil {
+						t.Errorf("%s: %s has an address as a label value: %s=%q", n, f.GetName(), l.GetName(), l.GetValue())
+					}
+				}
+			}
+		}
+		t.Logf("figure: %s /metrics: %d families, term %v", n, len(fams), term)
+	}
+	if leaders != 1 || len(terms) != 1 {
+		t.Errorf("%d nodes report themselves leader, terms %v: want one leader, one term", leaders, terms)
 	}
 }
 
