@@ -167,21 +167,6 @@ ca.key offline otherwise: whoever holds it can add members.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			if addNode != "" {
-				for id := range extra {
-					if id != addNode {
-						return fmt.Errorf("--hosts %s: not the node being added (%s)", id, addNode)
-					}
-				}
-				f, err := pki.AddNode(out, addNode, pki.NodeOptions{
-					Hosts: append(extra[addNode], sans...), NoLoopback: noLoopback, CertDays: days,
-				})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(w, "node %s: %s (0644), %s (0600)\n", addNode, f.Cert, f.Key)
-				return nil
-			}
 			var owner pki.Owner
 			if nodeOwner != "" {
 				if owner, err = pki.ParseOwner(nodeOwner); err != nil {
@@ -197,6 +182,21 @@ ca.key offline otherwise: whoever holds it can add members.`,
 				}
 				fmt.Fprintf(w, "node certificates and keys owned by %s\n", nodeOwner)
 				return nil
+			}
+			if addNode != "" {
+				for id := range extra {
+					if id != addNode {
+						return fmt.Errorf("--hosts %s: not the node being added (%s)", id, addNode)
+					}
+				}
+				f, err := pki.AddNode(out, addNode, pki.NodeOptions{
+					Hosts: append(extra[addNode], sans...), NoLoopback: noLoopback, CertDays: days,
+				})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "node %s: %s (0644), %s (0600)\n", addNode, f.Cert, f.Key)
+				return grant(&pki.Layout{Dir: out, Nodes: []string{addNode}})
 			}
 			l, err := pki.Init(out, pki.InitOptions{
 				Nodes: nodes, Hosts: extra, SANs: sans, NoLoopback: noLoopback, CADays: caDays, CertDays: days,
@@ -231,7 +231,6 @@ ca.key offline otherwise: whoever holds it can add members.`,
 	cmd.MarkFlagsMutuallyExclusive("nodes", "add-node")
 	cmd.MarkFlagsMutuallyExclusive("add-node", "if-missing")
 	cmd.MarkFlagsMutuallyExclusive("add-node", "ca-days")
-	cmd.MarkFlagsMutuallyExclusive("add-node", "node-owner")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }
