@@ -57,19 +57,8 @@ func newStack(t *testing.T) *stack {
 	copyTree(t, filepath.Join(root, "docker-compose.yml"), filepath.Join(dir, "docker-compose.yml"))
 	copyTree(t, filepath.Join(root, "ops", "compose"), filepath.Join(dir, "ops", "compose"))
 	// The suite's traffic all comes from the host, through one address
-	// (the bridge's gateway): give it room under the rate limit, which is
-	// not what is tested here. Everything else is the compose file's.
-	override := `services:
-  node1: &e2e
-    environment:
-      CHIMALLI_RATE_LIMIT__CAPACITY: "400"
-      CHIMALLI_RATE_LIMIT__REFILL_PER_SEC: "200"
-  node2: *e2e
-  node3: *e2e
-`
-	if err := os.WriteFile(filepath.Join(dir, "docker-compose.e2e.yml"), []byte(override), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// (the bridge's gateway): ops/compose/loadtest.yml raises the rate
+	// limit, which is not what is tested here.
 	if err := os.Mkdir(filepath.Join(dir, ".cluster"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +66,7 @@ func newStack(t *testing.T) *stack {
 	if _, err := exec.LookPath("docker-compose"); err != nil {
 		c = []string{"docker", "compose"}
 	}
-	c = append(c, "-p", project, "-f", "docker-compose.yml", "-f", "docker-compose.e2e.yml")
+	c = append(c, "-p", project, "-f", "docker-compose.yml", "-f", "ops/compose/loadtest.yml")
 	s := &stack{t: t, dir: dir, compose: c, image: cmpOr(os.Getenv(envImage), "chimalli:dev")}
 	s.run("down", "-v", "--remove-orphans") // a stack left by a killed run
 	t.Cleanup(func() {
