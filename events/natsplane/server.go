@@ -323,7 +323,7 @@ func checkAdvertise(adv string, c *tls.Config) error {
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		return fmt.Errorf("%q: bad port", adv)
 	}
-	if c == nil || len(c.Certificates) == 0 {
+	if c == nil || len(c.Certificates) == 0 || len(c.Certificates[0].Certificate) == 0 {
 		return nil
 	}
 	leaf := c.Certificates[0].Leaf
