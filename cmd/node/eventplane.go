@@ -160,6 +160,7 @@ func embeddedNATSConfig(cfg *config.Config, id string, logger *slog.Logger) (nat
 	nc := natsplane.Config{
 		Name: id, ClusterName: n.ClusterName, StoreDir: cfg.NATSDir(), Logger: logger,
 		ClientListen: n.Listen, ClusterListen: n.ClusterListen, Routes: n.Routes,
+		ClientAdvertise: n.Advertise, ClusterAdvertise: n.ClusterAdvertise,
 	}
 	if n.Listen == "" && n.ClusterListen == "" {
 		return nc, nil

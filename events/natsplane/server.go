@@ -3,6 +3,7 @@ package natsplane
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +64,17 @@ type Config struct {
 	// also tell JetStream how many servers to expect. At least two are
 	// required with ClusterListen.
 	Routes []string
+	// ClusterAdvertise is the address ("host:port") the other servers are
+	// told to dial for this server's routes; its host must be a name or
+	// address of ClusterTLS's certificate, since they verify it. Empty
+	// means the entry of Routes that names this server: Name with
+	// ClusterListen's port, when there is one (see clusterAdvertise).
+	ClusterAdvertise string
+	// ClientAdvertise is the address ("host:port") clients are told for
+	// this server's client port, a name of ClientTLS's certificate. Empty
+	// means clients are told of no other server at all: they use the
+	// addresses they were given.
+	ClientAdvertise string
 
 	// Logger receives nats-server's log lines: notices at info, and debug
 	// lines only when the logger is enabled for debug. Nil discards them.
@@ -174,6 +187,12 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 			return nil, fmt.Errorf("client TLS: %w", err)
 		}
 		o.Host, o.Port = host, port
+		if cfg.ClientAdvertise != "" {
+			if err := checkAdvertise(cfg.ClientAdvertise, cfg.ClientTLS); err != nil {
+				return nil, fmt.Errorf("client advertise: %w", err)
+			}
+			o.ClientAdvertise = cfg.ClientAdvertise
+		}
 		o.TLSConfig = cfg.ClientTLS
 		o.TLSVerify = true
 		o.TLSMap = true
@@ -185,6 +204,8 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 		o.Users = users
 	} else if len(cfg.Users) > 0 {
 		return nil, errors.New("users given but no client port")
+	} else if cfg.ClientAdvertise != "" {
+		return nil, errors.New("client advertise given but no client port")
 	}
 	if cfg.ClusterListen != "" {
 		host, port, err := splitListen(cfg.ClusterListen)
@@ -205,18 +226,42 @@ func serverOptions(cfg *Config) (*server.Options, error) {
 		if len(cfg.Routes) < 2 {
 			return nil, errors.New("cluster listen needs the routes of every server, this one's included (at least two)")
 		}
-		o.Cluster = server.ClusterOpts{
-			Name: cfg.ClusterName, Host: host, Port: port,
-			TLSConfig: cfg.ClusterTLS, TLSTimeout: 5,
-		}
 		for _, r := range cfg.Routes {
 			if _, _, err := net.SplitHostPort(r); err != nil {
 				return nil, fmt.Errorf("route %q: not host:port", r)
 			}
 			o.Routes = append(o.Routes, &url.URL{Scheme: "nats-route", Host: r})
 		}
+		advertise := clusterAdvertise(cfg.ClusterAdvertise, cfg.Name, cfg.ClusterListen, cfg.Routes)
+		if advertise != "" {
+			if err := checkAdvertise(advertise, cfg.ClusterTLS); err != nil {
+				return nil, fmt.Errorf("cluster advertise: %w", err)
+			}
+		}
+		o.Cluster = server.ClusterOpts{
+			Name: cfg.ClusterName, Host: host, Port: port,
+			TLSConfig: cfg.ClusterTLS, TLSTimeout: 5,
+			// Every route is listed, yet nats-server (v2.15.2) still
+			// gossips each new route to the others, and has no option to
+			// stop it. A server receiving that gossip dials the route as
+			// an implicit one unless its address is one of its configured
+			// routes (processImplicitRoute, hasThisRouteConfigured), and
+			// without Advertise that address is the listen host or the IP
+			// the route connection came from: in a container, an IP no
+			// certificate names, so the TLS handshake fails, again and
+			// again. Advertising the route list's own entry for this
+			// server makes the gossiped address a configured route, so it
+			// is never dialled.
+			Advertise: advertise,
+			// Without ClientAdvertise, a server tells its clients the
+			// client URLs of the others by their interface IPs, which
+			// they cannot verify either: tell them nothing then.
+			NoAdvertise: cfg.ClientAdvertise == "",
+		}
 	} else if len(cfg.Routes) > 0 {
 		return nil, errors.New("routes given but no cluster port")
+	} else if cfg.ClusterAdvertise != "" {
+		return nil, errors.New("cluster advertise given but no cluster port")
 	}
 	return o, nil
 }
@@ -245,6 +290,52 @@ func splitListen(hp string) (string, int, error) {
 		port = server.RANDOM_PORT
 	}
 	return host, port, nil
+}
+
+// clusterAdvertise returns the route address to advertise: adv when set,
+// otherwise the entry of routes that is name with the port of listen
+// (a compose service named after its node, listening on 0.0.0.0), or ""
+// when there is none.
+func clusterAdvertise(adv, name, listen string, routes []string) string {
+	if adv != "" {
+		return adv
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "0" {
+		return ""
+	}
+	for _, r := range routes {
+		if h, p, err := net.SplitHostPort(r); err == nil && p == port && strings.EqualFold(h, name) {
+			return r
+		}
+	}
+	return ""
+}
+
+// checkAdvertise checks that adv is host:port with a host that c's
+// certificate names, so that whoever dials it can verify it. A
+// certificate chosen per connection (GetCertificate) is not checked.
+func checkAdvertise(adv string, c *tls.Config) error {
+	host, port, err := net.SplitHostPort(adv)
+	if err != nil {
+		return fmt.Errorf("%q: not host:port", adv)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%q: bad port", adv)
+	}
+	if c == nil || len(c.Certificates) == 0 || len(c.Certificates[0].Certificate) == 0 {
+		return nil
+	}
+	leaf := c.Certificates[0].Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(c.Certificates[0].Certificate[0]); err != nil {
+			return fmt.Errorf("certificate: %w", err)
+		}
+	}
+	if err := leaf.VerifyHostname(host); err != nil {
+		return fmt.Errorf("%q: %w", adv, err)
+	}
+	return nil
 }
 
 // checkMutualTLS refuses a TLS configuration that would let a client in

@@ -275,12 +275,19 @@ func TestNewRefusesUnsafeConfigs(t *testing.T) {
 		{"cluster port with one route", withClientPort(natsplane.Config{Name: "n1", StoreDir: store, ClusterListen: "127.0.0.1:0", ClusterTLS: routeTLS(t, l, "n1"), Routes: []string{"127.0.0.1:1"}})},
 		{"cluster port without a client port", natsplane.Config{Name: "n1", StoreDir: store, ClusterListen: "127.0.0.1:0", ClusterTLS: routeTLS(t, l, "n1"), Routes: []string{"127.0.0.1:1", "127.0.0.1:2"}}},
 		{"routes without a cluster port", natsplane.Config{Name: "n1", StoreDir: store, Routes: []string{"127.0.0.1:1", "127.0.0.1:2"}}},
+		{"cluster advertise not in the certificate", withClientPort(natsplane.Config{Name: "n1", StoreDir: store, ClusterListen: "0.0.0.0:6222", ClusterTLS: routeTLS(t, l, "n1"), Routes: []string{"n1:6222", "n2:6222"}, ClusterAdvertise: "n2:6222"})},
+		{"cluster advertise not host:port", withClientPort(natsplane.Config{Name: "n1", StoreDir: store, ClusterListen: "0.0.0.0:6222", ClusterTLS: routeTLS(t, l, "n1"), Routes: []string{"n1:6222", "n2:6222"}, ClusterAdvertise: "n1"})},
+		{"cluster advertise without a cluster port", withClientPort(natsplane.Config{Name: "n1", StoreDir: store, ClusterAdvertise: "n1:6222"})},
+		{"client advertise not in the certificate", withClientPort(natsplane.Config{Name: "n1", StoreDir: store, ClientAdvertise: "10.0.0.9:4222"})},
+		{"client advertise without a client port", natsplane.Config{Name: "n1", StoreDir: store, ClientAdvertise: "n1:4222"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := natsplane.New(tt.cfg); !errors.Is(err, natsplane.ErrBadConfig) {
+			_, err := natsplane.New(tt.cfg)
+			if !errors.Is(err, natsplane.ErrBadConfig) {
 				t.Fatalf("New: %v, want ErrBadConfig", err)
 			}
+			t.Log(err)
 		})
 	}
 }

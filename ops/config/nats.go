@@ -2,9 +2,11 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +30,15 @@ type NATSConfig struct {
 	// Routes are every node's route port, this node's included: the same
 	// list on every node.
 	Routes []string `koanf:"routes"`
+	// ClusterAdvertise is the address ("host:port") the other servers are
+	// told to dial for this node's routes; its host must be in the node's
+	// certificate. Empty: the entry of Routes that is node.id with the
+	// port of ClusterListen, if any.
+	ClusterAdvertise string `koanf:"cluster_advertise"`
+	// Advertise is the address ("host:port") clients are told for this
+	// node's client port, a name of its certificate. Empty: clients are
+	// told of no other server and use the addresses they were given.
+	Advertise string `koanf:"advertise"`
 	// ClusterName names the NATS cluster and is the second token of every
 	// subject (chimalli.<cluster_name>.…).
 	ClusterName string `koanf:"cluster_name"`
@@ -98,13 +109,19 @@ func (c *Config) NATSReplicas() int {
 	return natsplane.ReplicasFor(len(c.NATS.Routes))
 }
 
+// validPort reports whether p is a port number of 1..65535.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
+}
+
 func (c *Config) validateNATS(v *validator) {
 	n := c.NATS
 	if err := natsplane.ValidateClusterName(n.ClusterName); err != nil {
 		v.addErr("nats.cluster_name", err)
 	}
 	if n.URL != "" {
-		for _, k := range []struct{ key, val string }{{"nats.listen", n.Listen}, {"nats.cluster_listen", n.ClusterListen}} {
+		for _, k := range []struct{ key, val string }{{"nats.listen", n.Listen}, {"nats.cluster_listen", n.ClusterListen}, {"nats.advertise", n.Advertise}, {"nats.cluster_advertise", n.ClusterAdvertise}} {
 			if k.val != "" {
 				v.add(k.key, "must be empty with nats.url (an external NATS: nothing is embedded)")
 			}
@@ -151,6 +168,22 @@ func (c *Config) validateNATS(v *validator) {
 		}
 	} else if len(n.Routes) > 0 && n.URL == "" {
 		v.add("nats.routes", "needs nats.cluster_listen")
+	}
+	if n.URL == "" {
+		for _, k := range []struct{ key, val, needs, needsVal string }{
+			{"nats.advertise", n.Advertise, "nats.listen", n.Listen},
+			{"nats.cluster_advertise", n.ClusterAdvertise, "nats.cluster_listen", n.ClusterListen},
+		} {
+			if k.val == "" {
+				continue
+			}
+			if k.needsVal == "" {
+				v.add(k.key, "needs %s", k.needs)
+			}
+			if host, port, err := net.SplitHostPort(k.val); err != nil || host == "" || !validPort(port) {
+				v.add(k.key, "%q: want host:port with a host of this node's certificate and a port of 1..65535", k.val)
+			}
+		}
 	}
 	for i, r := range n.Routes {
 		key := fmt.Sprintf("nats.routes[%d]", i)

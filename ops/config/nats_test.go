@@ -22,6 +22,8 @@ func TestNATSValidConfigs(t *testing.T) {
 	external := DefaultConfig()
 	external.NATS.URL, external.NATS.Creds, external.NATS.Replicas = "tls://a.example:4222, tls://b.example:4222", "/etc/chimalli/nats.creds", 3
 	external.NATS.TLSCA, external.NATS.TLSCert, external.NATS.TLSKey = "ca.pem", "c.pem", "k.pem"
+	advertised := natsCluster()
+	advertised.NATS.ClusterAdvertise, advertised.NATS.Advertise = "n1:6221", "n1:4221"
 	clientOnly := natsCluster()
 	clientOnly.NATS.ClusterListen, clientOnly.NATS.Routes = "", nil
 	tests := []struct {
@@ -33,6 +35,7 @@ func TestNATSValidConfigs(t *testing.T) {
 		{"default: in process only", DefaultConfig(), 1, true},
 		{"client port, no routes", clientOnly, 1, true},
 		{"three routes", natsCluster(), 3, true},
+		{"three routes, advertised", advertised, 3, true},
 		{"external", external, 3, false},
 	}
 	for _, tt := range tests {
@@ -89,6 +92,19 @@ func TestNATSValidateMessages(t *testing.T) {
 		{"audit stream max age", func(c *Config) { c.Audit.StreamMaxAge = -time.Hour }, "audit.stream_max_age: must be >= 0"},
 		{"audit stream max bytes", func(c *Config) { c.Audit.StreamMaxBytes = -1 }, "audit.stream_max_bytes: must be >= 0"},
 		{"audit spool max bytes", func(c *Config) { c.Audit.SpoolMaxBytes = 0 }, "audit.spool_max_bytes: must be greater than zero"},
+		{"cluster advertise without a port", func(c *Config) { c.NATS.ClusterAdvertise = "n1" }, `nats.cluster_advertise: "n1": want host:port`},
+		{"cluster advertise port 0", func(c *Config) { c.NATS.ClusterAdvertise = "n1:0" }, `nats.cluster_advertise: "n1:0": want host:port`},
+		{"cluster advertise without a route port", func(c *Config) {
+			c.NATS.ClusterListen, c.NATS.Routes, c.NATS.ClusterAdvertise = "", nil, "n1:6222"
+		}, "nats.cluster_advertise: needs nats.cluster_listen"},
+		{"advertise without a host", func(c *Config) { c.NATS.Advertise = ":4222" }, `nats.advertise: ":4222": want host:port`},
+		{"advertise without a client port", func(c *Config) {
+			c.NATS.Listen, c.NATS.ClusterListen, c.NATS.Routes, c.NATS.Advertise = "", "", nil, "n1:4222"
+		}, "nats.advertise: needs nats.listen"},
+		{"advertise with url", func(c *Config) {
+			*c = *DefaultConfig()
+			c.NATS.URL, c.NATS.ClusterAdvertise = "tls://a.example:4222", "n1:6222"
+		}, "nats.cluster_advertise: must be empty with nats.url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,6 +127,21 @@ func TestNATSKeysFromTheEnvironment(t *testing.T) {
 	}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	compose, err := Load(LoadOptions{Env: []string{
+		"CHIMALLI_NODE__ID=node1",
+		"CHIMALLI_CLUSTER__CERTS=/certs",
+		"CHIMALLI_NATS__LISTEN=0.0.0.0:4222",
+		"CHIMALLI_NATS__CLUSTER_LISTEN=0.0.0.0:6222",
+		"CHIMALLI_NATS__ROUTES=node1:6222,node2:6222,node3:6222",
+		"CHIMALLI_NATS__CLUSTER_ADVERTISE=node1:6222",
+		"CHIMALLI_NATS__ADVERTISE=node1:4222",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if compose.NATS.ClusterAdvertise != "node1:6222" || compose.NATS.Advertise != "node1:4222" {
+		t.Errorf("advertise from the environment: %+v", compose.NATS)
 	}
 	if cfg.NATS.URL != "tls://nats.example:4222" || cfg.NATSReplicas() != 3 || cfg.Audit.StreamMaxBytes != 2*GiB || cfg.Audit.StreamMaxAge != 168*time.Hour {
 		t.Errorf("nats %+v, audit %+v", cfg.NATS, cfg.Audit)
