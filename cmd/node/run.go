@@ -142,8 +142,9 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 		}
 	}()
 	if cfg.Metrics.Listen != "" {
-		if n.opsLn, err = metrics.Listen(ctx, cfg.Metrics.Listen); err != nil {
-			return nil, err
+		// The Gemini listener's rule: 0.0.0.0 is IPv4 only, :: IPv6 only.
+		if n.opsLn, err = gateway.Listen(ctx, cfg.Metrics.Listen); err != nil {
+			return nil, fmt.Errorf("metrics.listen: %w", err)
 		}
 	}
 	docroots, err := openDocroots(cfg, n)

@@ -530,4 +530,3 @@ func scenarioStackRestart(t *testing.T, s *stack) {
 		}
 	}
 }
-

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -46,7 +47,7 @@ func leaderRaft() Raft {
 // serve runs the ops listener for src on a loopback port.
 func serve(t *testing.T, src Sources) string {
 	t.Helper()
-	ln, err := Listen(context.Background(), "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

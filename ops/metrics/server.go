@@ -56,17 +56,6 @@ type Server struct {
 	done chan struct{}
 }
 
-// Listen binds addr for the ops listener, so the caller can check the
-// port before it starts anything else; Serve then serves on it.
-func Listen(ctx context.Context, addr string) (net.Listener, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics.listen: %w", err)
-	}
-	return ln, nil
-}
-
 // Serve serves h on ln until Close. Errors of the listener after it
 // started are logged.
 func Serve(ln net.Listener, h http.Handler, logger *slog.Logger) *Server {
