@@ -37,6 +37,7 @@ func TestE2ECluster(t *testing.T) {
 		{"PartitionAndAudit", scenarioPartition},
 		{"RollingRestart", scenarioRollingRestart},
 		{"StackRestart", scenarioStackRestart},
+		{"DownVolumesIsANewCluster", scenarioFreshCluster},
 	}
 	for _, st := range steps {
 		if !t.Run(st.name, func(t *testing.T) { st.fn(t, s.with(t)) }) {
@@ -527,6 +528,31 @@ func scenarioStackRestart(t *testing.T, s *stack) {
 		}
 		if got := (counts{st.Bans, st.Rules, st.Pins}); got.rules != want.rules || got.pins != want.pins {
 			t.Errorf("%s: %+v after the restart, %+v before", n, got, want)
+		}
+	}
+}
+
+// scenarioFreshCluster: docker-compose down -v, then up: a new, empty
+// cluster (the certificates in .cluster are kept and reused).
+func scenarioFreshCluster(t *testing.T, s *stack) {
+	old, err := s.status("node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mustRun("down", "-v")
+	start := time.Now()
+	s.mustRun("up", "-d")
+	s.waitHealthy(3*time.Minute, nodes...)
+	t.Logf("figure: after down -v, a new cluster up and healthy in %v", time.Since(start).Round(time.Millisecond))
+	s.waitSameState(time.Minute, nodes...)
+	for _, n := range nodes {
+		st, err := s.status(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Bans != 0 || st.Pins != 0 || st.Rules != 0 || st.StateHash == old.StateHash {
+			t.Errorf("%s after down -v: %d bans, %d rules, %d pins, state %.12s (before: %.12s): want a new, empty cluster",
+				n, st.Bans, st.Rules, st.Pins, st.StateHash, old.StateHash)
 		}
 	}
 }
