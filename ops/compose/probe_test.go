@@ -104,6 +104,8 @@ func TestProbePropagation(t *testing.T) {
 						t.Errorf("%s never listed %s", peer, prefix)
 						return
 					}
+					// Poll often, but leave the two cores to the nodes.
+					time.Sleep(250 * time.Microsecond)
 				}
 			})
 		}
