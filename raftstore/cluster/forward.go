@@ -71,11 +71,22 @@ const (
 // was unreachable or the connection broke. Retryable.
 var errForwardUnavailable = errors.New("leader unreachable")
 
+// errForwardTimeout ends a forwarded call the peer did not answer within
+// forwardTimeout. Retryable.
+var errForwardTimeout = fmt.Errorf("%w: no answer in time", errForwardUnavailable)
+
 // maxIdleForward bounds the idle forwarding connections kept per leader:
 // enough for a burst of concurrent writers (an auto-ban storm, 32 operator
 // clients) to reuse connections instead of paying a mutual-TLS handshake
 // per forwarded command.
 const maxIdleForward = 64
+
+// forwardTimeout bounds one forwarded call, for a peer that stays silent
+// while this node still takes it for the leader (a dead leader is caught
+// sooner, by the leader change: callLeader). The leader gives up on a
+// command after ApplyTimeout and answers, so twice that cuts off no
+// answer that would come, however slow the commit.
+func (n *Node) forwardTimeout() time.Duration { return 2 * n.cfg.Timing.ApplyTimeout }
 
 // maxForwardLine bounds one request or response line.
 const maxForwardLine = 64 << 10
@@ -130,6 +141,17 @@ func (f *forwarder) get(ctx context.Context, addr string) (*fwdConn, error) {
 	return &fwdConn{c: tc, r: bufio.NewReaderSize(tc, 4096), to: addr}, nil
 }
 
+// dropIdle closes the idle connections to addr (a leader that is gone).
+func (f *forwarder) dropIdle(addr string) {
+	f.mu.Lock()
+	cs := f.idle[addr]
+	delete(f.idle, addr)
+	f.mu.Unlock()
+	for _, c := range cs {
+		c.c.Close()
+	}
+}
+
 func (f *forwarder) put(c *fwdConn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -147,17 +169,22 @@ func (f *forwarder) put(c *fwdConn) {
 }
 
 // call sends req to addr and returns its response. A response with a code
-// becomes an error.
+// becomes an error. The call (dial, request and answer) is bounded by ctx
+// and by forwardTimeout.
 func (f *forwarder) call(ctx context.Context, addr string, req fwdRequest) (fwdResponse, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, f.n.forwardTimeout(), errForwardTimeout)
+	defer cancel()
 	c, err := f.get(ctx, addr)
 	if err != nil {
+		if ctx.Err() != nil {
+			return fwdResponse{}, fmt.Errorf("forward to %s: %w", addr, context.Cause(ctx))
+		}
 		return fwdResponse{}, err
 	}
-	dl, ok := ctx.Deadline()
-	if !ok {
-		dl = time.Now().Add(f.n.cfg.Timing.ApplyTimeout + 5*time.Second)
-	}
+	dl, _ := ctx.Deadline()
 	c.c.SetDeadline(dl)
+	// Once ctx ends (the caller's deadline, the leader changed, the node
+	// closed), blocked reads and writes return at once.
 	stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	b, err := json.Marshal(req)
@@ -176,7 +203,7 @@ func (f *forwarder) call(ctx context.Context, addr string, req fwdRequest) (fwdR
 	if err != nil {
 		c.c.Close()
 		if ctx.Err() != nil {
-			return fwdResponse{}, fmt.Errorf("forward to %s: %w", addr, ctx.Err())
+			return fwdResponse{}, fmt.Errorf("forward to %s: %w", addr, context.Cause(ctx))
 		}
 		return fwdResponse{}, fmt.Errorf("%w: %s: %w", errForwardUnavailable, addr, err)
 	}
@@ -203,6 +230,19 @@ func responseError(addr string, resp fwdResponse) error {
 	return fmt.Errorf("forward to %s: %s", addr, resp.Err)
 }
 
+// callLeader is call to addr, the leader this node knows of. The call
+// ends, retryable, as soon as this node learns that the leader changed
+// (a leader that vanished without closing its connections is forgotten
+// after HeartbeatTimeout), so the caller retries at the new leader
+// instead of waiting for an answer that may never come. The command may
+// have committed before the old leader went: the retry carries the same
+// idempotency key and applies once.
+func (f *forwarder) callLeader(ctx context.Context, addr string, req fwdRequest) (fwdResponse, error) {
+	ctx, stop := f.n.whileLeader(ctx, addr)
+	defer stop()
+	return f.call(ctx, addr, req)
+}
+
 func readLine(r *bufio.Reader) ([]byte, error) {
 	var line []byte
 	for {
@@ -221,7 +261,7 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 }
 
 func (f *forwarder) apply(ctx context.Context, addr string, cmd raftstore.Command) (raftstore.Result, error) {
-	resp, err := f.call(ctx, addr, fwdRequest{Apply: &cmd})
+	resp, err := f.callLeader(ctx, addr, fwdRequest{Apply: &cmd})
 	if err != nil {
 		return raftstore.Result{}, err
 	}
@@ -234,7 +274,7 @@ func (f *forwarder) apply(ctx context.Context, addr string, cmd raftstore.Comman
 }
 
 func (f *forwarder) readIndex(ctx context.Context, addr string) (uint64, error) {
-	resp, err := f.call(ctx, addr, fwdRequest{ReadIndex: true})
+	resp, err := f.callLeader(ctx, addr, fwdRequest{ReadIndex: true})
 	return resp.Index, err
 }
 

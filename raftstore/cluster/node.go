@@ -66,6 +66,8 @@ type Node struct {
 	nudges   atomic.Int64 // nudges asked for and not yet served by a barrier
 	noNudges bool         // tests and benchmarks: commit without nudging (set before Open)
 
+	leaders leaderWatch // changes of the leader this node knows of (with a cluster port)
+
 	pending     pendingBans
 	autoQ       chan netip.Prefix
 	autoDropped atomic.Uint64
@@ -167,6 +169,11 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("cluster: raft: %w", err)
 	}
 	if n.fwd != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.watchLeader()
+		}()
 		// Forwarded requests read n.raft: answer them only now (a peer
 		// that still takes a restarting node for the leader forwards to
 		// it at once; until here its connections wait in the mux).
@@ -434,12 +441,16 @@ func retryable(err error) bool {
 		errors.Is(err, errForwardUnavailable)
 }
 
+// backoff waits before the next attempt: longer with each attempt, but
+// no longer than until the leader changes.
 func (n *Node) backoff(ctx context.Context, attempt int) error {
 	d := min(time.Duration(attempt+1)*20*time.Millisecond, 250*time.Millisecond)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
+	case <-n.leaders.next():
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
@@ -699,7 +710,7 @@ func (n *Node) membership(ctx context.Context, req fwdRequest) error {
 		if n.IsLeader() {
 			err = n.membershipLocal(req)
 		} else if _, addr := n.Leader(); addr != "" && n.fwd != nil {
-			_, err = n.fwd.call(ctx, addr, req)
+			_, err = n.fwd.callLeader(ctx, addr, req)
 		} else {
 			err = ErrNoLeader
 		}
