@@ -216,11 +216,25 @@ func scenarioLeaderKill(t *testing.T, s *stack) {
 	if failover == 0 {
 		t.Fatalf("no follower named a new leader after the kill: %+v", leaders)
 	}
-	var gap time.Duration
+	var gap, firstAck time.Duration
 	for i := 1; i < len(acked); i++ {
 		gap = max(gap, time.Duration(acked[i].At-acked[i-1].At))
 	}
-	t.Logf("figure: leader %s killed (SIGKILL): a new leader named %v later; longest pause between acknowledged bans %v", leader, failover.Round(time.Millisecond), gap.Round(time.Millisecond))
+	for _, r := range acked {
+		if at := time.Unix(0, r.At); at.After(killedAt) {
+			firstAck = at.Sub(killedAt)
+			break
+		}
+	}
+	var seen []string
+	for _, r := range leaders {
+		if at := time.Unix(0, r.At); at.After(killedAt.Add(-time.Second)) {
+			seen = append(seen, fmt.Sprintf("%s→%q at %+v", r.Name, r.Leader, at.Sub(killedAt).Round(time.Millisecond)))
+		}
+	}
+	t.Logf("figure: leader %s killed (SIGKILL): a new leader named %v later; first ban acknowledged after the kill %v later; longest pause between acknowledged bans %v",
+		leader, failover.Round(time.Millisecond), firstAck.Round(time.Millisecond), gap.Round(time.Millisecond))
+	t.Logf("leaders the followers reported around the kill: %s", strings.Join(seen, ", "))
 
 	want := map[string]bool{}
 	for _, r := range acked {
@@ -374,10 +388,12 @@ func auditPaths(t *testing.T, s *stack, node, prefix string, want int, limit tim
 			time.Sleep(time.Second)
 			continue
 		}
+		readErr := error(nil)
 		for range info.NumPending {
 			m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
 			if err != nil {
-				t.Fatalf("read CHIMALLI_AUDIT: %v", err)
+				readErr = err
+				break
 			}
 			var rec struct {
 				ID   string `json:"id"`
@@ -391,6 +407,14 @@ func auditPaths(t *testing.T, s *stack, node, prefix string, want int, limit tim
 				ids[rec.ID]++
 				total++
 			}
+		}
+		if readErr != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("read CHIMALLI_AUDIT: %v", readErr)
+			}
+			t.Logf("reading CHIMALLI_AUDIT again: %v", readErr)
+			time.Sleep(time.Second)
+			continue
 		}
 		if total >= want || ctx.Err() != nil {
 			break
