@@ -187,9 +187,13 @@ func scenarioLeaderKill(t *testing.T, s *stack) {
 		case "ack":
 			acked = append(acked, r)
 			if len(acked) == 100 && killedAt.IsZero() {
+				// Times count from docker kill's return: the signal is sent
+				// by then (the command itself takes a while to run).
+				id := s.container(leader)
+				before := time.Now()
+				s.mustDocker("kill", "-s", "KILL", id)
 				killedAt = time.Now()
-				s.mustDocker("kill", "-s", "KILL", s.container(leader))
-				t.Logf("killed the leader %s after %d acknowledged bans", leader, len(acked))
+				t.Logf("killed the leader %s after %d acknowledged bans (docker kill took %v)", leader, len(acked), killedAt.Sub(before).Round(time.Millisecond))
 			}
 		case "leader":
 			leaders = append(leaders, r)

@@ -62,9 +62,14 @@ func newStack(t *testing.T) *stack {
 	if err := os.Mkdir(filepath.Join(dir, ".cluster"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	c := []string{"docker-compose"}
-	if _, err := exec.LookPath("docker-compose"); err != nil {
-		c = []string{"docker", "compose"}
+	// COMPOSE picks the tool, as for ops/compose/cluster.sh: "docker
+	// compose" for the v2 plugin; by default docker-compose, else the plugin.
+	c := strings.Fields(os.Getenv("COMPOSE"))
+	if len(c) == 0 {
+		c = []string{"docker-compose"}
+		if _, err := exec.LookPath("docker-compose"); err != nil {
+			c = []string{"docker", "compose"}
+		}
 	}
 	c = append(c, "-p", project, "-f", "docker-compose.yml", "-f", "ops/compose/loadtest.yml")
 	s := &stack{t: t, dir: dir, compose: c, image: cmpOr(os.Getenv(envImage), "chimalli:dev")}
