@@ -372,9 +372,11 @@ func auditPaths(t *testing.T, s *stack, node, prefix string, want int, limit tim
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	var (
-		counts map[string]int
-		ids    map[string]int
-		total  int
+		counts  map[string]int
+		ids     map[string]int
+		total   int
+		retries int
+		start   = time.Now()
 	)
 	for {
 		counts, ids, total = map[string]int{}, map[string]int{}, 0
@@ -418,7 +420,9 @@ func auditPaths(t *testing.T, s *stack, node, prefix string, want int, limit tim
 			if ctx.Err() != nil {
 				t.Fatalf("read CHIMALLI_AUDIT: %v", readErr)
 			}
-			t.Logf("reading CHIMALLI_AUDIT again: %v", readErr)
+			if retries++; retries == 1 {
+				t.Logf("reading CHIMALLI_AUDIT again until it answers: %v", readErr)
+			}
 			time.Sleep(time.Second)
 			continue
 		}
@@ -432,7 +436,8 @@ func auditPaths(t *testing.T, s *stack, node, prefix string, want int, limit tim
 			t.Errorf("audit record %s stored %d times", id, n)
 		}
 	}
-	t.Logf("figure: %d audit records written on %s while cut off: %d in CHIMALLI_AUDIT after the heal, %d distinct ids", want, node, total, len(ids))
+	t.Logf("figure: %d audit records written on %s while cut off: %d in CHIMALLI_AUDIT after the heal, %d distinct ids; read %v after the nodes agreed (%d reads refused first)",
+		want, node, total, len(ids), time.Since(start).Round(time.Second), retries)
 	return counts
 }
 
