@@ -22,7 +22,7 @@ up)
   echo "waiting for node1, node2, node3 to be healthy (up to ${timeout}s)…"
   deadline=$((SECONDS + timeout))
   for svc in node1 node2 node3; do
-    id=$($compose ps -q "$svc")
+    id=$($compose ps -a -q "$svc")
     until [[ $(health "$id") == healthy ]]; do
       if ((SECONDS >= deadline)); then
         echo "$svc is $(health "$id") after ${timeout}s; its log:" >&2

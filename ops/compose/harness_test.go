@@ -151,7 +151,8 @@ func (s *stack) mustRun(args ...string) string {
 // container returns the container id of a service.
 func (s *stack) container(svc string) string {
 	s.t.Helper()
-	id := strings.TrimSpace(s.mustRun("ps", "-q", svc))
+	// -a: docker compose v2 leaves stopped containers out without it.
+	id := strings.TrimSpace(s.mustRun("ps", "-a", "-q", svc))
 	if id == "" {
 		s.t.Fatalf("no container for %s", svc)
 	}
