@@ -14,12 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-
-	"github.com/chimalli/chimalli/ops/pki"
 )
 
 // TestE2ECluster is the failure suite of the compose cluster: one stack,
@@ -349,84 +345,44 @@ func scenarioPartition(t *testing.T, s *stack) {
 	s.waitHealthy(time.Minute, cut)
 }
 
-// auditPaths reads CHIMALLI_AUDIT from the host through node1's published
-// NATS port with the admin identity, until it holds want records of node
-// whose path starts with prefix (or limit passes), and counts them by path
-// and by record id (a duplicate id is counted twice).
+// auditPaths reads CHIMALLI_AUDIT from the host as an operator does, with
+// `chimalli audit tail --all --no-follow --json` through node1's published
+// NATS port and the admin identity in the stack's .cluster, until it holds
+// want records of node whose path starts with prefix (or limit passes),
+// and counts them by path and by record id (a duplicate id counts twice).
 func auditPaths(t *testing.T, s *stack, node, prefix string, want int, limit time.Duration) map[string]int {
 	t.Helper()
-	l := pki.Layout{Dir: filepath.Join(s.dir, ".cluster")}
-	cred, err := pki.Load(l.Admin())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect("tls://127.0.0.1:4222", nats.Secure(cred.ClientConfig("")), nats.Timeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
 	var (
-		counts  map[string]int
-		ids     map[string]int
-		total   int
-		retries int
-		start   = time.Now()
+		counts map[string]int
+		ids    map[string]int
+		total  int
+		tries  int
+		last   string
+		start  = time.Now()
 	)
+	deadline := start.Add(limit)
 	for {
+		tries++
 		counts, ids, total = map[string]int{}, map[string]int{}, 0
-		// Right after a heal JetStream may answer 503 while its own Raft
-		// groups settle: read again until the deadline.
-		cons, err := js.OrderedConsumer(ctx, "CHIMALLI_AUDIT", jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{"chimalli.*.audit." + node},
-		})
-		var info *jetstream.ConsumerInfo
+		out, err := s.output(s.bin, "audit", "tail", "--nats", "tls://127.0.0.1:4222",
+			"--certs", filepath.Join(s.dir, ".cluster"), "--all", "--no-follow", "--json", "--node", node)
 		if err == nil {
-			info, err = cons.Info(ctx)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				t.Fatalf("read CHIMALLI_AUDIT: %v", err)
-			}
-			time.Sleep(time.Second)
-			continue
-		}
-		readErr := error(nil)
-		for range info.NumPending {
-			m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
-			if err != nil {
-				readErr = err
-				break
-			}
-			var rec struct {
-				ID   string `json:"id"`
-				Path string `json:"path"`
-			}
-			if err := json.Unmarshal(m.Data(), &rec); err != nil {
-				t.Fatalf("audit record %q: %v", m.Data(), err)
-			}
-			if strings.HasPrefix(rec.Path, prefix) {
+			for line := range strings.Lines(out) {
+				var rec struct {
+					ID   string `json:"id"`
+					Path string `json:"path"`
+				}
+				if json.Unmarshal([]byte(line), &rec) != nil || !strings.HasPrefix(rec.Path, prefix) {
+					continue
+				}
 				counts[rec.Path]++
 				ids[rec.ID]++
 				total++
 			}
+		} else {
+			last = strings.TrimSpace(out)
 		}
-		if readErr != nil {
-			if ctx.Err() != nil {
-				t.Fatalf("read CHIMALLI_AUDIT: %v", readErr)
-			}
-			if retries++; retries == 1 {
-				t.Logf("reading CHIMALLI_AUDIT again until it answers: %v", readErr)
-			}
-			time.Sleep(time.Second)
-			continue
-		}
-		if total >= want || ctx.Err() != nil {
+		if total >= want || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(time.Second)
@@ -436,8 +392,11 @@ func auditPaths(t *testing.T, s *stack, node, prefix string, want int, limit tim
 			t.Errorf("audit record %s stored %d times", id, n)
 		}
 	}
-	t.Logf("figure: %d audit records written on %s while cut off: %d in CHIMALLI_AUDIT after the heal, %d distinct ids; read %v after the nodes agreed (%d reads refused first)",
-		want, node, total, len(ids), time.Since(start).Round(time.Second), retries)
+	if total < want && last != "" {
+		t.Logf("the last failed read: %s", last)
+	}
+	t.Logf("figure: %d audit records written on %s while cut off: %d in CHIMALLI_AUDIT after the heal, %d distinct ids; read with chimalli audit tail %v after the nodes agreed (%d tries)",
+		want, node, total, len(ids), time.Since(start).Round(time.Second), tries)
 	return counts
 }
 

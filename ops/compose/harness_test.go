@@ -42,6 +42,7 @@ type stack struct {
 	dir     string
 	compose []string // the compose command and its fixed arguments
 	image   string
+	bin     string // the host's chimalli binary (make build), for audit tail
 }
 
 func newStack(t *testing.T) *stack {
@@ -72,7 +73,11 @@ func newStack(t *testing.T) *stack {
 		}
 	}
 	c = append(c, "-p", project, "-f", "docker-compose.yml", "-f", "ops/compose/loadtest.yml")
-	s := &stack{t: t, dir: dir, compose: c, image: cmpOr(os.Getenv(envImage), "chimalli:dev")}
+	bin := filepath.Join(root, "bin", "chimalli")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%v: make build first (make e2e-cluster does)", err)
+	}
+	s := &stack{t: t, dir: dir, compose: c, image: cmpOr(os.Getenv(envImage), "chimalli:dev"), bin: bin}
 	s.run("down", "-v", "--remove-orphans") // a stack left by a killed run
 	t.Cleanup(func() {
 		if t.Failed() {
