@@ -31,7 +31,7 @@ func clusterNode(cfg *config.Config, id string, logger *slog.Logger, hasher raft
 		return nil, err
 	}
 	cc := cluster.Config{
-		ID: id, Name: cfg.NATS.ClusterName, Dir: cfg.RaftDir(), Listen: cfg.Cluster.Listen, Advertise: cfg.Cluster.Advertise,
+		ID: id, Name: cfg.NATS.ClusterName, Dir: cfg.RaftDir(), Listen: cfg.Cluster.Listen, Bind: gateway.Listen, Advertise: cfg.Cluster.Advertise,
 		BootstrapExpect: cfg.BootstrapExpect(), Join: cfg.Cluster.Join,
 		Timing: cfg.ClusterTiming(), AutoBan: cfg.AutoBanPolicy(),
 		Hasher: hasher, Logger: logger, OnLift: onLift, OnRules: onRules, Fatal: fatal,

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -32,6 +33,10 @@ type Config struct {
 	// "127.0.0.1:7001". Empty: a single node with no cluster port at all
 	// (Raft runs over an in-memory transport; nothing listens).
 	Listen string
+	// Bind binds Listen; nil means net.Listen("tcp", addr). cmd/node
+	// passes the Gemini listener's rule (gateway.Listen: 0.0.0.0 is IPv4
+	// only, :: IPv6 only) so that every port of a node reads one way.
+	Bind func(ctx context.Context, addr string) (net.Listener, error)
 	// Advertise is the address other nodes reach this one at; Listen's
 	// address when empty.
 	Advertise string

@@ -140,7 +140,11 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		addr, tr := raft.NewInmemTransport(raft.ServerAddress("local:" + n.cfg.ID))
 		n.transport, self = tr, addr
 	} else {
-		ln, err := net.Listen("tcp", n.cfg.Listen)
+		bind := n.cfg.Bind
+		if bind == nil {
+			bind = func(_ context.Context, addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+		}
+		ln, err := bind(ctx, n.cfg.Listen)
 		if err != nil {
 			return fmt.Errorf("cluster: listen: %w", err)
 		}
