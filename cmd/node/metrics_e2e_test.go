@@ -200,3 +200,47 @@ func TestE2EMetricsPortInUse(t *testing.T) {
 		t.Fatalf("the failed start left a data directory (%v)", err)
 	}
 }
+
+// Every TCP port the node binds itself reads its address the Gemini
+// listener's way: 0.0.0.0 is IPv4 only. The cluster port and the ops port
+// took IPv6 connections too before (Go's net.Listen makes 0.0.0.0 dual
+// stack).
+func TestE2EWildcardIPv4PortsAreIPv4Only(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	dir := t.TempDir()
+	if out, errOut, code := chimalli(t, dir, "cluster", "init", "--nodes", "n1", "--out", "certs"); code != 0 {
+		t.Fatalf("cluster init: %d %q %q", code, out, errOut)
+	}
+	clusterPort, opsPort := freePort(t), freePort(t)
+	cfg := fmt.Sprintf(`node:
+  id: n1
+cluster:
+  listen: 0.0.0.0:%[1]d
+  advertise: 127.0.0.1:%[1]d
+  certs: certs
+  peers: [n1=127.0.0.1:%[1]d]
+metrics:
+  listen: 0.0.0.0:%[2]d
+`, clusterPort, opsPort)
+	path := filepath.Join(dir, "chimalli.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spawnNode(t, dir, "--config", path, "--listen", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	for name, port := range map[string]int{"cluster.listen": clusterPort, "metrics.listen": opsPort} {
+		c, err := net.DialTimeout("tcp4", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
+		if err != nil {
+			t.Errorf("%s 0.0.0.0:%d: IPv4 refused: %v", name, port, err)
+		} else {
+			c.Close()
+		}
+		if c, err := net.DialTimeout("tcp6", "[::1]:"+strconv.Itoa(port), 2*time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s 0.0.0.0:%d took an IPv6 connection", name, port)
+		}
+	}
+}
