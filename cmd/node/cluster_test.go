@@ -84,7 +84,7 @@ func TestClusterInitBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no nodes", []string{"--out", "x"}, "at least one of the flags in the group [nodes add-node] is required"},
+		{"no nodes", []string{"--out", "x"}, "at least one of the flags in the group [nodes add-node renew] is required"},
 		{"no out", []string{"--nodes", "n1"}, `required flag(s) "out" not set`},
 		{"duplicate node", []string{"--nodes", "n1,n1", "--out", "x"}, `"n1" given twice`},
 		{"bad node id", []string{"--nodes", "n1,N_2", "--out", "x"}, `"N_2"`},
