@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/chimalli/chimalli/ops/admin"
 	"github.com/chimalli/chimalli/ops/pki"
@@ -126,12 +127,13 @@ func newClusterInitCmd() *cobra.Command {
 		nodes, sans       []string
 		hosts             []string
 		addNode, out      string
+		renew             string
 		nodeOwner         string
 		days, caDays      int
 		noLoopback, exist bool
 	)
 	cmd := &cobra.Command{
-		Use:   "init (--nodes ID,ID,… | --add-node ID) --out DIR",
+		Use:   "init (--nodes ID,ID,… | --add-node ID | --renew ID|admin) --out DIR",
 		Short: "Create the cluster CA and the node and admin certificates",
 		Long: `Create a cluster's certificates: a certificate authority (ca.crt, ca.key), a
 certificate and key per node (ID.crt, ID.key) and an admin client certificate
@@ -155,11 +157,22 @@ identity and the CA key, each node reads only its own key. DIR becomes 0710 with
 the node user's group.
 
 --add-node signs one more node with the CA in DIR (ca.key must be there). Keep
-ca.key offline otherwise: whoever holds it can add members.`,
+ca.key offline otherwise: whoever holds it can add members.
+
+--renew ID (or --renew admin) signs a fresh key and certificate for an existing
+node, or the admin, with the CA in DIR (ca.key must be there) and puts them in
+place of the old pair, which is kept as ID.crt.old and ID.key.old. The new
+certificate names what the old one named, unless --hosts ID=…, --san or
+--no-loopback say otherwise; --days sets its validity. It refuses a certificate
+the CA did not sign or that names someone else, and never leaves a certificate
+and key that do not match. Restart the renewed node afterwards; the other nodes
+need nothing, as the CA is unchanged.`,
 		Example: `  chimalli cluster init --nodes n1,n2,n3 --out certs
   chimalli cluster init --nodes n1,n2,n3 --hosts n1=gw1.example.org,192.0.2.1 --out /etc/chimalli/cluster
   chimalli cluster init --nodes n1,n2,n3 --out /certs --if-missing
-  chimalli cluster init --add-node n4 --hosts n4=192.0.2.4 --out certs`,
+  chimalli cluster init --add-node n4 --hosts n4=192.0.2.4 --out certs
+  chimalli cluster init --renew n1 --out certs
+  chimalli cluster init --renew admin --days 365 --out certs`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			extra, err := parseHosts(hosts)
@@ -182,6 +195,25 @@ ca.key offline otherwise: whoever holds it can add members.`,
 				}
 				fmt.Fprintf(w, "node certificates and keys owned by %s\n", nodeOwner)
 				return nil
+			}
+			if renew != "" {
+				for id := range extra {
+					if id != renew {
+						return fmt.Errorf("--hosts %s: not the node being renewed (%s)", id, renew)
+					}
+				}
+				r, err := pki.Renew(out, renew, pki.RenewOptions{
+					Hosts: append(extra[renew], sans...), NoLoopback: noLoopback, CertDays: days,
+				})
+				if err != nil {
+					return err
+				}
+				printRenewed(w, r)
+				l := &pki.Layout{Dir: out}
+				if r.Identity.Kind == pki.KindNode {
+					l.Nodes = []string{r.Identity.Name}
+				}
+				return grant(l)
 			}
 			if addNode != "" {
 				for id := range extra {
@@ -219,6 +251,7 @@ ca.key offline otherwise: whoever holds it can add members.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&nodes, "nodes", nil, "node ids, comma-separated: DNS labels (a-z, 0-9, '-')")
 	f.StringVar(&addNode, "add-node", "", "sign one more node with the CA already in --out")
+	f.StringVar(&renew, "renew", "", "sign a fresh key and certificate for node ID, or for admin, with the CA already in --out")
 	f.StringVar(&out, "out", "", "directory to write into (required)")
 	f.StringArrayVar(&hosts, "hosts", nil, "more names for one node: ID=NAME[,NAME…], DNS names or IP addresses (repeatable)")
 	f.StringSliceVar(&sans, "san", nil, "more names for every node: DNS names or IP addresses (repeatable)")
@@ -227,8 +260,10 @@ ca.key offline otherwise: whoever holds it can add members.`,
 	f.IntVar(&caDays, "ca-days", pki.DefaultCADays, "validity of the CA in days")
 	f.StringVar(&nodeOwner, "node-owner", "", "as root: give node files to UID:GID, the rest to DIR's owner (for a bind-mounted DIR)")
 	f.BoolVar(&exist, "if-missing", false, "exit 0 without writing when --out already holds these nodes' valid files")
-	cmd.MarkFlagsOneRequired("nodes", "add-node")
-	cmd.MarkFlagsMutuallyExclusive("nodes", "add-node")
+	cmd.MarkFlagsOneRequired("nodes", "add-node", "renew")
+	cmd.MarkFlagsMutuallyExclusive("nodes", "add-node", "renew")
+	cmd.MarkFlagsMutuallyExclusive("renew", "if-missing")
+	cmd.MarkFlagsMutuallyExclusive("renew", "ca-days")
 	cmd.MarkFlagsMutuallyExclusive("add-node", "if-missing")
 	cmd.MarkFlagsMutuallyExclusive("add-node", "ca-days")
 	_ = cmd.MarkFlagRequired("out")
@@ -265,4 +300,20 @@ func printLayout(w io.Writer, l *pki.Layout) {
 	fmt.Fprintf(w, "  admin  %s (0644)  %s (0600)\n", a.Cert, a.Key)
 	fmt.Fprintf(w, "Give each node %s, its own certificate and its own key.\n", filepath.Base(l.CACert()))
 	fmt.Fprintf(w, "Move %s offline: whoever holds it can add members to the cluster.\n", l.CAKey())
+}
+
+// printRenewed says what cluster init --renew wrote and what to do next.
+func printRenewed(w io.Writer, r pki.Renewed) {
+	fmt.Fprintf(w, "%s renewed: %s (0644), %s (0600), valid until %s\n",
+		r.Identity, r.Files.Cert, r.Files.Key, r.NotAfter.UTC().Format(time.DateOnly))
+	if r.OldKey != "" {
+		fmt.Fprintf(w, "old pair kept as %s and %s\n", r.OldCert, r.OldKey)
+	} else {
+		fmt.Fprintf(w, "old certificate kept as %s (there was no old key)\n", r.OldCert)
+	}
+	if r.Identity.Kind == pki.KindNode {
+		fmt.Fprintf(w, "Next: restart node %s so that it loads the new pair; the other nodes need nothing (the CA is unchanged).\n", r.Identity.Name)
+		return
+	}
+	fmt.Fprintf(w, "Nothing to restart: admin commands read %s each time they run.\n", filepath.Base(r.Files.Cert))
 }

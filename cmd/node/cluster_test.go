@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/chimalli/chimalli/ops/pki"
@@ -84,7 +86,7 @@ func TestClusterInitBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no nodes", []string{"--out", "x"}, "at least one of the flags in the group [nodes add-node] is required"},
+		{"no nodes", []string{"--out", "x"}, "at least one of the flags in the group [nodes add-node renew] is required"},
 		{"no out", []string{"--nodes", "n1"}, `required flag(s) "out" not set`},
 		{"duplicate node", []string{"--nodes", "n1,n1", "--out", "x"}, `"n1" given twice`},
 		{"bad node id", []string{"--nodes", "n1,N_2", "--out", "x"}, `"N_2"`},
@@ -111,5 +113,103 @@ func TestClusterInitBadInput(t *testing.T) {
 				t.Fatalf("certs created: %v", err)
 			}
 		})
+	}
+}
+
+func TestClusterInitRenew(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	if _, err := execute(t, "cluster", "init", "--nodes", "n1,n2", "--hosts", "n1=gw1.example.org", "--out", dir); err != nil {
+		t.Fatal(err)
+	}
+	l := &pki.Layout{Dir: dir, Nodes: []string{"n1", "n2"}}
+	oldCert, _ := os.ReadFile(l.Node("n1").Cert)
+
+	out, err := execute(t, "cluster", "init", "--renew", "n1", "--out", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"node/n1 renewed", "n1.crt.old", "n1.key.old", "restart node n1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if kept, _ := os.ReadFile(l.Node("n1").Cert + ".old"); !bytes.Equal(kept, oldCert) {
+		t.Error("n1.crt.old is not the old certificate")
+	}
+	if err := l.Check(); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err = execute(t, "cluster", "init", "--renew", "admin", "--days", "30", "--out", dir)
+	if err != nil || !strings.Contains(out, "admin/admin renewed") || !strings.Contains(out, "Nothing to restart") {
+		t.Fatalf("renew admin: %v\n%s", err, out)
+	}
+	if a, err := pki.Load(l.Admin()); err != nil || a.Identity.Kind != pki.KindAdmin {
+		t.Fatalf("admin: %v", err)
+	}
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown node", []string{"--renew", "n9"}, "no node n9"},
+		{"hosts of another node", []string{"--renew", "n1", "--hosts", "n2=a"}, "not the node being renewed"},
+		{"admin with names", []string{"--renew", "admin", "--san", "a.example"}, "names no hosts"},
+		{"renew and nodes", []string{"--renew", "n1", "--nodes", "n1"}, "none of the others can be"},
+		{"renew and if-missing", []string{"--renew", "n1", "--if-missing"}, "none of the others can be"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := execute(t, append(append([]string{"cluster", "init"}, tt.args...), "--out", dir)...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestClusterInitRenewNodeOwner renews a node as the compose init service
+// would (as root, --node-owner): the node pair ends the node user's, the
+// admin pair the directory owner's.
+func TestClusterInitRenewNodeOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("--node-owner needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "cluster")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 1234, 1235); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := execute(t, "cluster", "init", "--nodes", "node1,node2", "--out", dir, "--node-owner", "65532:65532"); err != nil {
+		t.Fatal(err)
+	}
+	owner := func(path string) string {
+		t.Helper()
+		fi, err := os.Lstat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return fmt.Sprintf("%d:%d", st.Uid, st.Gid)
+	}
+	for _, id := range []string{"node1", "admin"} {
+		out, err := execute(t, "cluster", "init", "--renew", id, "--out", dir, "--node-owner", "65532:65532")
+		if err != nil || !strings.Contains(out, "owned by 65532:65532") {
+			t.Fatalf("renew %s: %v\n%s", id, err, out)
+		}
+	}
+	l := &pki.Layout{Dir: dir, Nodes: []string{"node1", "node2"}}
+	for path, want := range map[string]string{
+		l.Node("node1").Cert: "65532:65532", l.Node("node1").Key: "65532:65532",
+		l.Admin().Cert: "1234:1235", l.Admin().Key: "1234:1235", l.CAKey(): "1234:1235",
+	} {
+		if got := owner(path); got != want {
+			t.Errorf("%s owned by %s, want %s", path, got, want)
+		}
+	}
+	if err := l.Check(); err != nil {
+		t.Fatal(err)
 	}
 }

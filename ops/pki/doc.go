@@ -4,7 +4,9 @@
 // leader forwarding, NATS and the admin API over TCP.
 //
 // Init writes a new cluster's files into a directory (what `chimalli cluster
-// init` does); AddNode signs one more node with the existing authority. Load
+// init` does); AddNode signs one more node with the existing authority, and
+// Renew puts a fresh key and certificate in place of a node's or the admin's,
+// keeping the old pair as <name>.crt.old and <name>.key.old. Load
 // reads one identity's files (the CA certificate, a certificate and its key)
 // and returns Credentials, whose ServerConfig and ClientConfig are TLS 1.3
 // mutual-TLS configurations that trust only the cluster authority.
