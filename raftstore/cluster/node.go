@@ -307,6 +307,8 @@ func (n *Node) Close() error {
 		close(n.done)
 		if n.raft != nil {
 			errs = append(errs, n.shutdownRaft())
+		} else if n.stream != nil { // Open failed before Raft started
+			n.stream.cut()
 		}
 		if n.mux != nil {
 			errs = append(errs, n.mux.Close())
