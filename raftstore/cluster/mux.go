@@ -40,6 +40,8 @@ type Mux struct {
 	log    *slog.Logger
 	protos map[string]*protoListener
 	done   chan struct{}
+	ctx    context.Context // ends with Close: handshakes in progress give up
+	cancel context.CancelFunc
 	once   sync.Once
 	wg     sync.WaitGroup
 }
@@ -57,6 +59,7 @@ func NewMux(ln net.Listener, serverTLS *tls.Config, log *slog.Logger, protos ...
 	cfg := serverTLS.Clone()
 	cfg.NextProtos = slices.Clone(protos)
 	m := &Mux{ln: ln, tlsCfg: cfg, log: log, protos: map[string]*protoListener{}, done: make(chan struct{})}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	for _, p := range protos {
 		m.protos[p] = &protoListener{mux: m, conns: make(chan net.Conn)}
 	}
@@ -100,9 +103,13 @@ func (m *Mux) Serve() {
 
 func (m *Mux) handshake(c net.Conn) {
 	tc := tls.Server(c, m.tlsCfg)
-	ctx, cancel := context.WithTimeout(context.Background(), muxHandshakeTimeout)
+	ctx, cancel := context.WithTimeout(m.ctx, muxHandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
+		if m.ctx.Err() != nil { // closing: not the peer's fault
+			c.Close()
+			return
+		}
 		m.log.Warn("cluster port: handshake refused", "remote", c.RemoteAddr().String(), "err", err)
 		c.Close()
 		return
@@ -120,12 +127,15 @@ func (m *Mux) handshake(c net.Conn) {
 	}
 }
 
-// Close stops accepting and closes the TCP listener; connections already
-// handed over belong to their protocol.
+// Close stops accepting, closes the TCP listener and ends the handshakes
+// in progress (a peer that vanished mid-handshake would otherwise hold
+// Close for muxHandshakeTimeout); connections already handed over belong
+// to their protocol.
 func (m *Mux) Close() error {
 	var err error
 	m.once.Do(func() {
 		close(m.done)
+		m.cancel()
 		err = m.ln.Close()
 	})
 	m.wg.Wait()
@@ -212,14 +222,27 @@ func (l wrappedListener) Accept() (net.Conn, error) {
 }
 
 // streamLayer is the raft.StreamLayer over a Mux: raft's connections are
-// mutual-TLS connections with ALPN ProtoRaft.
+// mutual-TLS connections with ALPN ProtoRaft. It keeps every connection it
+// dialled or accepted, so that cut can end them all at once when the node
+// closes (see Node.Close).
 type streamLayer struct {
 	net.Listener
 	advertise net.Addr
 	d         dialer
+
+	ctx    context.Context // ends with cut: dials in progress give up
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	isCut  bool
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
+
+func newStreamLayer(ln net.Listener, advertise net.Addr, d dialer) *streamLayer {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &streamLayer{Listener: ln, advertise: advertise, d: d, ctx: ctx, cancel: cancel, conns: map[*trackedConn]struct{}{}}
+}
 
 func (s *streamLayer) Addr() net.Addr {
 	if s.advertise != nil {
@@ -228,8 +251,88 @@ func (s *streamLayer) Addr() net.Addr {
 	return s.Listener.Addr()
 }
 
+func (s *streamLayer) Accept() (net.Conn, error) {
+	c, err := s.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return s.track(c), nil
+}
+
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
-	return s.d.dial(ctx, string(address))
+	c, err := s.d.dial(ctx, string(address))
+	if err != nil {
+		return nil, err
+	}
+	tc := s.track(c)
+	if s.wasCut() {
+		return nil, fmt.Errorf("dial %s: %w", address, net.ErrClosed)
+	}
+	return tc, nil
+}
+
+// track registers c; after cut, it is closed at once (its user sees it
+// fail on first use).
+func (s *streamLayer) track(c net.Conn) *trackedConn {
+	tc := &trackedConn{Conn: c, s: s}
+	s.mu.Lock()
+	cut := s.isCut
+	if !cut {
+		s.conns[tc] = struct{}{}
+	}
+	s.mu.Unlock()
+	if cut {
+		tc.cut()
+	}
+	return tc
+}
+
+func (s *streamLayer) wasCut() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.isCut
+}
+
+// cut ends every raft connection of this node, dialled or accepted, and
+// every dial in progress, and fails later dials: an RPC blocked on a peer
+// that vanished without closing its end (a killed container, a blackholed
+// host) returns at once instead of after the transport's timeout. Raft
+// sees its connections fail, as when a peer goes away.
+func (s *streamLayer) cut() {
+	s.cancel()
+	s.mu.Lock()
+	s.isCut = true
+	conns := s.conns
+	s.conns = map[*trackedConn]struct{}{}
+	s.mu.Unlock()
+	for c := range conns {
+		c.cut()
+	}
+}
+
+// trackedConn is a raft connection of a streamLayer.
+type trackedConn struct {
+	net.Conn
+	s *streamLayer
+}
+
+func (c *trackedConn) Close() error {
+	c.s.mu.Lock()
+	delete(c.s.conns, c)
+	c.s.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// cut closes the TCP connection under the TLS one: it neither waits for a
+// read or write in progress nor writes a close_notify a dead peer would
+// never read (tls.Conn.Close can block on both). Raft's own Close of the
+// connection then only releases it.
+func (c *trackedConn) cut() {
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		tc.NetConn().Close()
+		return
+	}
+	c.Conn.Close()
 }

@@ -50,6 +50,7 @@ type Node struct {
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
 	transport raft.Transport
+	stream    *streamLayer // Raft's connections on the cluster port; nil without one
 	mux       *Mux
 	fwd       *forwarder
 
@@ -160,9 +161,9 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		sl := &streamLayer{Listener: n.mux.Listener(ProtoRaft), advertise: adv, d: newDialer(n.cfg.ClientTLS, ProtoRaft, n.wrapConn)}
+		n.stream = newStreamLayer(n.mux.Listener(ProtoRaft), adv, newDialer(n.cfg.ClientTLS, ProtoRaft, n.wrapConn))
 		n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream: sl, MaxPool: 3, Timeout: 10 * time.Second, Logger: rcfg.Logger.Named("transport"),
+			Stream: n.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: rcfg.Logger.Named("transport"),
 		})
 		self = raft.ServerAddress(adv.String())
 		n.fwd = newForwarder(n)
@@ -298,13 +299,16 @@ func (n *Node) raftConfig() *raft.Config {
 
 // Close stops the node: Raft shuts down (a leader does not hand over
 // leadership first; the others elect a new one), the cluster port closes
-// and the log is closed. It is idempotent.
+// and the log is closed. It returns promptly even when a peer vanished
+// without closing its connections (shutdownRaft). It is idempotent.
 func (n *Node) Close() error {
 	var errs []error
 	n.closeOnce.Do(func() {
 		close(n.done)
 		if n.raft != nil {
-			errs = append(errs, n.raft.Shutdown().Error())
+			errs = append(errs, n.shutdownRaft())
+		} else if n.stream != nil { // Open failed before Raft started
+			n.stream.cut()
 		}
 		if n.mux != nil {
 			errs = append(errs, n.mux.Close())
@@ -321,6 +325,37 @@ func (n *Node) Close() error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// shutdownRaft shuts Raft down and waits for it. Raft waits for its
+// goroutines, among them the replication to each peer (on a leader) and
+// the vote requests (on a candidate); an RPC or dial of theirs to a peer
+// that vanished without closing its connections (a SIGKILLed container, a
+// blackholed host) gives up only after the transport's timeout, 10 s:
+// about as long as a supervisor waits for a stopping node before killing
+// it. Raft sends nothing at shutdown that a peer needs (no hand-over, no
+// last append), so once a heartbeat timeout has passed, by when a live
+// peer has answered what was in flight, Raft's connections on the cluster
+// port are cut and those calls fail at once. Once Raft is down the rest
+// are cut too: the accepted ones would otherwise wait on their peers.
+func (n *Node) shutdownRaft() error {
+	f := n.raft.Shutdown()
+	if n.stream == nil {
+		return f.Error()
+	}
+	defer n.stream.cut()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	t := time.NewTimer(n.cfg.Timing.HeartbeatTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+	}
+	n.log.Info("cluster: a peer has not answered since shutdown began; cutting Raft's connections")
+	n.stream.cut()
+	return <-done
 }
 
 // Fresh reports whether Open found no Raft state in Dir: the node started a
