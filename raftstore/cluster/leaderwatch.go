@@ -52,17 +52,25 @@ func (w *leaderWatch) broadcast() {
 	w.changed = make(chan struct{})
 }
 
-// watchLeader follows the leader until the node closes: on each change it
-// drops idle forwarding connections to the old leader and wakes whoever
-// waits on n.leaders.
-func (n *Node) watchLeader() {
+// observeLeader registers for Raft's leader observations (which Raft
+// drops when the channel is full: a caller reads the leader afresh on
+// each, and polls too). stop deregisters.
+func (n *Node) observeLeader() (_ <-chan raft.Observation, stop func()) {
 	obs := make(chan raft.Observation, 16)
 	o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
 		return ok
 	})
 	n.raft.RegisterObserver(o)
-	defer n.raft.DeregisterObserver(o)
+	return obs, func() { n.raft.DeregisterObserver(o) }
+}
+
+// watchLeader follows the leader until the node closes: on each change it
+// drops idle forwarding connections to the old leader and wakes whoever
+// waits on n.leaders.
+func (n *Node) watchLeader() {
+	obs, stop := n.observeLeader()
+	defer stop()
 	tick := time.NewTicker(leaderPoll)
 	defer tick.Stop()
 	_, last := n.Leader()

@@ -385,13 +385,8 @@ func (n *Node) Leader() (id, addr string) {
 
 // WaitLeader waits until the cluster has a leader this node knows of.
 func (n *Node) WaitLeader(ctx context.Context) error {
-	obs := make(chan raft.Observation, 16)
-	o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.raft.RegisterObserver(o)
-	defer n.raft.DeregisterObserver(o)
+	obs, stop := n.observeLeader()
+	defer stop()
 	for {
 		if id, _ := n.Leader(); id != "" {
 			return nil
