@@ -39,8 +39,7 @@ type Mux struct {
 	tlsCfg *tls.Config
 	log    *slog.Logger
 	protos map[string]*protoListener
-	done   chan struct{}
-	ctx    context.Context // ends with Close: handshakes in progress give up
+	ctx    context.Context // ends with Close: accepts and handshakes in progress give up
 	cancel context.CancelFunc
 	once   sync.Once
 	wg     sync.WaitGroup
@@ -58,7 +57,7 @@ func NewMux(ln net.Listener, serverTLS *tls.Config, log *slog.Logger, protos ...
 	}
 	cfg := serverTLS.Clone()
 	cfg.NextProtos = slices.Clone(protos)
-	m := &Mux{ln: ln, tlsCfg: cfg, log: log, protos: map[string]*protoListener{}, done: make(chan struct{})}
+	m := &Mux{ln: ln, tlsCfg: cfg, log: log, protos: map[string]*protoListener{}}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	for _, p := range protos {
 		m.protos[p] = &protoListener{mux: m, conns: make(chan net.Conn)}
@@ -81,7 +80,7 @@ func (m *Mux) Serve() {
 			c, err := m.ln.Accept()
 			if err != nil {
 				select {
-				case <-m.done:
+				case <-m.ctx.Done():
 					return
 				default:
 				}
@@ -122,7 +121,7 @@ func (m *Mux) handshake(c net.Conn) {
 	}
 	select {
 	case pl.conns <- tc:
-	case <-m.done:
+	case <-m.ctx.Done():
 		tc.Close()
 	}
 }
@@ -134,7 +133,6 @@ func (m *Mux) handshake(c net.Conn) {
 func (m *Mux) Close() error {
 	var err error
 	m.once.Do(func() {
-		close(m.done)
 		m.cancel()
 		err = m.ln.Close()
 	})
@@ -152,7 +150,7 @@ func (l *protoListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
 		return c, nil
-	case <-l.mux.done:
+	case <-l.mux.ctx.Done():
 		return nil, ErrMuxClosed
 	}
 }
@@ -230,11 +228,10 @@ type streamLayer struct {
 	advertise net.Addr
 	d         dialer
 
-	ctx    context.Context // ends with cut: dials in progress give up
+	ctx    context.Context // ends with cut: dials in progress give up, later ones fail
 	cancel context.CancelFunc
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
-	isCut  bool
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -267,7 +264,7 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		return nil, err
 	}
 	tc := s.track(c)
-	if s.wasCut() {
+	if s.ctx.Err() != nil {
 		return nil, fmt.Errorf("dial %s: %w", address, net.ErrClosed)
 	}
 	return tc, nil
@@ -278,7 +275,7 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 func (s *streamLayer) track(c net.Conn) *trackedConn {
 	tc := &trackedConn{Conn: c, s: s}
 	s.mu.Lock()
-	cut := s.isCut
+	cut := s.ctx.Err() != nil // cut cancels before it takes the lock: it sees tc or tc sees it
 	if !cut {
 		s.conns[tc] = struct{}{}
 	}
@@ -289,12 +286,6 @@ func (s *streamLayer) track(c net.Conn) *trackedConn {
 	return tc
 }
 
-func (s *streamLayer) wasCut() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.isCut
-}
-
 // cut ends every raft connection of this node, dialled or accepted, and
 // every dial in progress, and fails later dials: an RPC blocked on a peer
 // that vanished without closing its end (a killed container, a blackholed
@@ -303,7 +294,6 @@ func (s *streamLayer) wasCut() bool {
 func (s *streamLayer) cut() {
 	s.cancel()
 	s.mu.Lock()
-	s.isCut = true
 	conns := s.conns
 	s.conns = map[*trackedConn]struct{}{}
 	s.mu.Unlock()
