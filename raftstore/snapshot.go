@@ -172,6 +172,15 @@ func (s *Frozen) WriteSnapshot(w io.Writer) error {
 	return nil
 }
 
+// SnapshotSize returns the length of the frozen state's snapshot
+// (WriteSnapshot's bytes), writing it to nowhere: for a framing that
+// names the length before the body.
+func (s *Frozen) SnapshotSize() (int64, error) {
+	cw := &countWriter{w: io.Discard}
+	err := s.WriteSnapshot(cw)
+	return cw.n, err
+}
+
 // pinHalves returns the fingerprints of id as a pin line carries them: nil
 // for an absent (zero) half.
 func pinHalves(id tofu.Identity) (cert, spki *tofu.Fingerprint) {

@@ -114,12 +114,12 @@ func (n *Node) restoreLocal(ctx context.Context, frozen *raftstore.Frozen) (Rest
 	var res RestoreResult
 	at := max(n.raft.LastIndex(), n.fsm.applied.Load(), frozen.Index()) + restoreSlack
 	first := fmt.Sprintf("{\"applied\":%d}\n", at+1)
-	body := &countWriter{}
-	if err := frozen.WriteSnapshot(body); err != nil {
+	size, err := frozen.SnapshotSize()
+	if err != nil {
 		return res, err
 	}
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: at, Term: n.raft.CurrentTerm(),
-		Size: int64(len(first)) + body.n}
+		Size: int64(len(first)) + size}
 	pr, pw := io.Pipe()
 	go func() {
 		_, err := io.WriteString(pw, first)
@@ -142,7 +142,6 @@ func (n *Node) restoreLocal(ctx context.Context, frozen *raftstore.Frozen) (Rest
 		pr.CloseWithError(errors.New("restore ended")) // unblocks the writer if Raft read nothing
 		done <- err
 	}()
-	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -170,25 +169,10 @@ func (n *Node) restoreLocal(ctx context.Context, frozen *raftstore.Frozen) (Rest
 	return res, nil
 }
 
-type countWriter struct {
-	w io.Writer // nil: count only
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	if c.w == nil {
-		c.n += int64(len(p))
-		return len(p), nil
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // restore sends frozen to the leader at addr to restore.
 func (f *forwarder) restore(ctx context.Context, addr string, frozen *raftstore.Frozen) (RestoreResult, error) {
-	size := &countWriter{}
-	if err := frozen.WriteSnapshot(size); err != nil {
+	size, err := frozen.SnapshotSize()
+	if err != nil {
 		return RestoreResult{}, err
 	}
 	tc, err := f.d.dial(ctx, addr)
@@ -204,7 +188,7 @@ func (f *forwarder) restore(ctx context.Context, addr string, frozen *raftstore.
 	var resp fwdResponse
 	err = func() error {
 		bw := bufio.NewWriterSize(tc, 64<<10)
-		line, err := json.Marshal(fwdRequest{Restore: &fwdRestore{Size: size.n}})
+		line, err := json.Marshal(fwdRequest{Restore: &fwdRestore{Size: size}})
 		if err != nil {
 			return err
 		}
