@@ -76,30 +76,13 @@ func (n *Node) Restore(ctx context.Context, r io.Reader) (RestoreResult, error) 
 		return RestoreResult{}, err
 	}
 	frozen := st.Freeze()
-	var lastErr error
-	for attempt := 0; ; attempt++ {
-		if errp := n.fatalErr.Load(); errp != nil {
-			return RestoreResult{}, fmt.Errorf("%w: %w", ErrFailed, *errp)
-		}
-		var res RestoreResult
-		if n.IsLeader() {
-			res, err = n.restoreLocal(ctx, frozen)
-		} else if _, addr := n.Leader(); addr != "" && n.fwd != nil {
-			res, err = n.fwd.restore(ctx, addr, frozen)
-		} else {
-			err = ErrNoLeader
-		}
-		if err == nil {
-			return res, n.waitApplied(ctx, res.RaftIndex)
-		}
-		if !retryable(err) {
-			return RestoreResult{}, err
-		}
-		lastErr = err
-		if err := n.backoff(ctx, attempt); err != nil {
-			return RestoreResult{}, fmt.Errorf("%w (last: %w)", err, lastErr)
-		}
+	res, err := onLeader(ctx, n,
+		func() (RestoreResult, error) { return n.restoreLocal(ctx, frozen) },
+		func(addr string) (RestoreResult, error) { return n.fwd.restore(ctx, addr, frozen) })
+	if err != nil {
+		return RestoreResult{}, err
 	}
+	return res, n.waitApplied(ctx, res.RaftIndex)
 }
 
 // restoreLocal installs frozen as the state, on the leader, with

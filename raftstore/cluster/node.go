@@ -418,30 +418,42 @@ func (n *Node) Apply(ctx context.Context, cmd raftstore.Command) (raftstore.Resu
 	if cmd.Node == "" {
 		cmd.Node = n.cfg.ID
 	}
+	res, err := onLeader(ctx, n,
+		func() (raftstore.Result, error) { return n.applyLocal(ctx, cmd) },
+		func(addr string) (raftstore.Result, error) { return n.fwd.apply(ctx, addr, cmd) })
+	if err == nil {
+		n.waitApplied(ctx, res.Index) // the caller then reads its own write here
+		n.logApplied(cmd, res)
+	}
+	return res, err
+}
+
+// onLeader runs local on the leader, or remote with the leader's address
+// on a follower that knows it, and retries (after backoff) while the
+// leader is lost, changes or cannot be reached, until ctx ends. A node
+// whose state stopped answers ErrFailed.
+func onLeader[T any](ctx context.Context, n *Node, local func() (T, error), remote func(addr string) (T, error)) (T, error) {
+	var zero T
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		if errp := n.fatalErr.Load(); errp != nil {
-			return raftstore.Result{}, fmt.Errorf("%w: %w", ErrFailed, *errp)
+			return zero, fmt.Errorf("%w: %w", ErrFailed, *errp)
 		}
-		var res raftstore.Result
+		var res T
 		var err error
 		if n.IsLeader() {
-			res, err = n.applyLocal(ctx, cmd)
+			res, err = local()
 		} else if _, addr := n.Leader(); addr != "" && n.fwd != nil {
-			res, err = n.fwd.apply(ctx, addr, cmd)
+			res, err = remote(addr)
 		} else {
 			err = ErrNoLeader
 		}
 		if err == nil || !retryable(err) {
-			if err == nil {
-				n.waitApplied(ctx, res.Index) // the caller then reads its own write here
-				n.logApplied(cmd, res)
-			}
 			return res, err
 		}
 		lastErr = err
 		if err := n.backoff(ctx, attempt); err != nil {
-			return raftstore.Result{}, fmt.Errorf("%w (last: %w)", err, lastErr)
+			return zero, fmt.Errorf("%w (last: %w)", err, lastErr)
 		}
 	}
 }
