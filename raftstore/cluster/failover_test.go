@@ -108,19 +108,7 @@ func strikes(n *Node, p string) (int, bool) {
 // already applied: the write succeeds long before the caller's deadline,
 // and applies once. Before the fix the forward hung until the deadline.
 func TestForwardFailsOverWhenLeaderVanishes(t *testing.T) {
-	holes := map[string]*blackhole{}
-	// Registered first, so it runs after the nodes are closed: a cut
-	// node's close sends nothing.
-	t.Cleanup(func() {
-		for _, h := range holes {
-			h.release()
-		}
-	})
-	c := newTestClusterWith(t, nil, func(n *Node) {
-		h := &blackhole{listen: n.cfg.Listen}
-		holes[n.ID()] = h
-		n.wrapConn = h.wrap
-	}, "n1", "n2", "n3")
+	c, holes := vanishingCluster(t)
 	l := c.leader()
 	a := c.follower()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
