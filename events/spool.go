@@ -2,6 +2,7 @@ package events
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -127,15 +128,7 @@ func openSpool(dir string, maxBytes, segMax int64) (*auditSpool, error) {
 		s.size += info.Size()
 		s.depth.Store(s.size)
 	}
-	slices.SortFunc(s.segs, func(a, b spoolSeg) int {
-		switch {
-		case a.n < b.n:
-			return -1
-		case a.n > b.n:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(s.segs, func(a, b spoolSeg) int { return cmp.Compare(a.n, b.n) })
 	return s, nil
 }
 

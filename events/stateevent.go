@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,9 +71,8 @@ func StateSubject(cluster string, t raftstore.EventType) string {
 // stream's last sequence), so observations such as trust.conflict go to
 // another stream.
 func StateSubjects(cluster string) []string {
-	out := []string{"chimalli." + cluster + ".events.gap"}
-	for _, t := range []raftstore.EventType{raftstore.TypeBanAdded, raftstore.TypeBanLifted, raftstore.TypeRuleAdded,
-		raftstore.TypeRuleRemoved, raftstore.TypeTrustPinned, raftstore.TypeTrustChanged, raftstore.TypeTrustRevoked} {
+	out := []string{StateSubject(cluster, TypeEventsGap)}
+	for _, t := range publishedTypes {
 		out = append(out, StateSubject(cluster, t))
 	}
 	return out
@@ -84,16 +84,15 @@ func StateMsgID(cluster string, index uint64) string {
 	return cluster + "-" + strconv.FormatUint(index, 10)
 }
 
+// publishedTypes are the types of the state events that are published.
+var publishedTypes = [...]raftstore.EventType{raftstore.TypeBanAdded, raftstore.TypeBanLifted, raftstore.TypeRuleAdded,
+	raftstore.TypeRuleRemoved, raftstore.TypeTrustPinned, raftstore.TypeTrustChanged, raftstore.TypeTrustRevoked}
+
 // Published reports whether events of type t are published: the seven
-// listed, never a secret (raftstore.EventType.Secret: ticket and audit
-// keys) nor a type this list does not know yet.
+// of publishedTypes, never a secret (raftstore.EventType.Secret: ticket
+// and audit keys) nor a type this list does not know yet.
 func Published(t raftstore.EventType) bool {
-	switch t {
-	case raftstore.TypeBanAdded, raftstore.TypeBanLifted, raftstore.TypeRuleAdded, raftstore.TypeRuleRemoved,
-		raftstore.TypeTrustPinned, raftstore.TypeTrustChanged, raftstore.TypeTrustRevoked:
-		return true
-	}
-	return false
+	return slices.Contains(publishedTypes[:], t)
 }
 
 // The data of the published types. Prefixes never appear: a prefix is

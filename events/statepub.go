@@ -294,7 +294,7 @@ func (p *StatePublisher) lead(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if err := b.send(ctx, m, true); err != nil {
+			if err := b.send(ctx, m, to, true); err != nil {
 				return err
 			}
 			p.missed.Add(to - next + 1)
@@ -307,7 +307,7 @@ func (p *StatePublisher) lead(ctx context.Context) error {
 				if err != nil || m == nil {
 					return err
 				}
-				return b.send(ctx, m, false)
+				return b.send(ctx, m, index, false)
 			})
 		}
 		if ferr := b.flush(ctx); err == nil {
@@ -336,15 +336,13 @@ type pending struct {
 	gap   bool
 }
 
-func (b *batch) send(ctx context.Context, m *nats.Msg, gap bool) error {
+// send publishes m, the message of Raft index (a gap marker's: the last
+// index it stands for).
+func (b *batch) send(ctx context.Context, m *nats.Msg, index uint64, gap bool) error {
 	if len(b.pending) >= b.p.cfg.Window {
 		if err := b.ackOldest(ctx); err != nil {
 			return err
 		}
-	}
-	index, err := StateMsgIndex(m.Header)
-	if err != nil {
-		return err
 	}
 	f, err := b.p.js.PublishMsgAsync(m, jetstream.WithExpectLastSequence(b.pos.seq+uint64(len(b.pending))))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/chimalli/chimalli/events"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -56,7 +57,7 @@ func nodePermissions(cluster string) *server.Permissions {
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{
 			Allow: []string{own, "$JS.API.>", "$JS.ACK.>", "$JS.FC.>"},
-			Deny:  []string{Subject(cluster, SubjectCmdBan)},
+			Deny:  []string{events.BanSubject(cluster)},
 		},
 		Subscribe: &server.SubjectPermission{
 			Allow: []string{own, "_INBOX.>"},

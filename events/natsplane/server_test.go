@@ -115,6 +115,27 @@ func dialTLS(s *natsplane.Server, cfg *tls.Config) (*nats.Conn, <-chan error, er
 	return nc, errs, err
 }
 
+// wantDenied publishes data on subj over nc and expects the server to
+// answer with a permission violation on errs (dialTLS's channel); what
+// names the attempt in the failure.
+func wantDenied(t *testing.T, nc *nats.Conn, errs <-chan error, subj, data, what string) {
+	t.Helper()
+	if err := nc.Publish(subj, []byte(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errs:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("%s: %v, want a permission violation", what, err)
+		}
+	case <-time.After(patience):
+		t.Fatalf("%s: no permission violation", what)
+	}
+}
+
 // TestClientPortRefusesStrangers checks that the client port lets in only
 // certificates of the cluster mapped to a user: not a plaintext client,
 // not a TLS client without a certificate, not one certified by another
@@ -205,20 +226,7 @@ func TestClientPortRoles(t *testing.T) {
 	if _, err := jsOf(t, node).Publish(ctxT(t), subj, []byte("pin")); err != nil {
 		t.Fatalf("n2 publish under its cluster: %v", err)
 	}
-	if err := node.Publish("elsewhere.subject", []byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if err := node.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-nodeErrs:
-		if !errors.Is(err, nats.ErrPermissionViolation) {
-			t.Errorf("n2 publishing outside: %v, want a permission violation", err)
-		}
-	case <-time.After(patience):
-		t.Fatal("n2 published outside chimalli.<cluster>. without a permission violation")
-	}
+	wantDenied(t, node, nodeErrs, "elsewhere.subject", "x", "n2 publishing outside chimalli.<cluster>.")
 
 	admin, _, err := dialTLS(s, load(t, l.Admin()).ClientConfig(""))
 	if err != nil {
@@ -342,20 +350,7 @@ func TestCmdBanOnlyFromTheAdmin(t *testing.T) {
 		t.Fatalf("n2 connect: %v", err)
 	}
 	defer node.Close()
-	if err := node.Publish(subj, []byte("from n2")); err != nil {
-		t.Fatal(err)
-	}
-	if err := node.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-nodeErrs:
-		if !errors.Is(err, nats.ErrPermissionViolation) {
-			t.Errorf("n2 publishing on cmd.ban: %v, want a permission violation", err)
-		}
-	case <-time.After(patience):
-		t.Fatal("n2 published on cmd.ban without a permission violation")
-	}
+	wantDenied(t, node, nodeErrs, subj, "from n2", "n2 publishing on cmd.ban")
 
 	admin, _, err := dialTLS(s, load(t, l.Admin()).ClientConfig(""))
 	if err != nil {

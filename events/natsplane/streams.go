@@ -13,7 +13,7 @@ import (
 // The streams' names.
 const (
 	// StreamEvents holds committed state events, one message per event.
-	StreamEvents = "CHIMALLI_EVENTS"
+	StreamEvents = events.StateStreamName
 	// StreamAudit holds audit records, one message per record.
 	StreamAudit = "CHIMALLI_AUDIT"
 )
@@ -22,7 +22,7 @@ const (
 const (
 	SubjectBanAdded      = "ban.added"
 	SubjectBanLifted     = "ban.lifted"
-	SubjectTrustConflict = "trust.conflict"
+	SubjectTrustConflict = events.TypeTrustConflict
 	// SubjectCmdBan carries ban requests from outside the cluster. It is
 	// in no stream: nodes answer it as requests.
 	SubjectCmdBan = "cmd.ban"
@@ -52,7 +52,7 @@ func EventSubjects(cluster string) []string { return events.StateSubjects(cluste
 // AuditSubjects returns the subjects CHIMALLI_AUDIT takes: audit.<node>,
 // and trust.conflict (a node's observation, not committed state).
 func AuditSubjects(cluster string) []string {
-	return []string{Subject(cluster, "audit.*"), Subject(cluster, "trust.conflict")}
+	return []string{Subject(cluster, "audit.*"), events.ConflictSubject(cluster)}
 }
 
 // StreamsConfig configures the streams.
