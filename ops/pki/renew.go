@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"cmp"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -90,15 +91,7 @@ func renewIn(dir, name string, opts RenewOptions, ops fileOps) (Renewed, error) 
 	if req.dns == nil && req.ips == nil && r.Identity.Kind == KindNode {
 		req.dns, req.ips = old.DNSNames, old.IPAddresses
 	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	days := opts.CertDays
-	if days == 0 {
-		days = DefaultCertDays
-	}
-	pair, err := ca.sign(req, now.UTC().Truncate(time.Second), days)
+	pair, err := ca.sign(req, issueTime(opts.Now), cmp.Or(opts.CertDays, DefaultCertDays))
 	if err != nil {
 		return Renewed{}, fmt.Errorf("renew %s: %w", name, err)
 	}
