@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,6 +220,14 @@ type statusBody struct {
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
 	Index  uint64 `json:"index,omitempty"` // a write's Raft log index, once committed
+}
+
+// splitHostPort splits s, "host:port", and reports whether it has a host
+// and a port in 1..65535.
+func splitHostPort(s string) (host string, ok bool) {
+	host, port, err := net.SplitHostPort(s)
+	n, perr := strconv.ParseUint(port, 10, 16)
+	return host, err == nil && host != "" && perr == nil && n != 0
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

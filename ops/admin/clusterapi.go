@@ -3,11 +3,9 @@ package admin
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
-	"strconv"
 
 	"github.com/chimalli/chimalli/ops/pki"
 	"github.com/chimalli/chimalli/raftstore/cluster"
@@ -44,8 +42,8 @@ func (r JoinRequest) Peer() (cluster.Peer, error) {
 	if err := pki.ValidateName(r.ID); err != nil {
 		return cluster.Peer{}, fmt.Errorf("id: %w (a node id is the DNS label in its certificate)", err)
 	}
-	host, port, err := net.SplitHostPort(r.Addr)
-	if n, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil || n == 0 {
+	host, ok := splitHostPort(r.Addr)
+	if !ok {
 		return cluster.Peer{}, fmt.Errorf("addr: %s is not host:port (the node's advertised cluster port)", quoteShort(r.Addr))
 	}
 	if a, err := netip.ParseAddr(host); err == nil && a.IsUnspecified() {

@@ -64,7 +64,8 @@ func (r RuleRequest) Command() (raftstore.Command, error) {
 	return raftstore.Command{Op: raftstore.OpRuleAdd, List: list, Prefix: p, Force: r.Force}, nil
 }
 
-// parseCIDR parses a prefix as the configuration's access lists do.
+// parseCIDR parses a prefix as the configuration's access lists do: the
+// prefix comes back unmapped and masked, as the state stores it.
 func parseCIDR(s string) (netip.Prefix, error) {
 	if len(s) > maxCIDRLen {
 		return netip.Prefix{}, fmt.Errorf("prefix: %d bytes, too long for a CIDR", len(s))
@@ -126,7 +127,7 @@ func (s stateAPI) addRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, RuleChange{
-		RuleEntry: RuleEntry{List: string(cmd.List), Prefix: normalize(cmd.Prefix).String()},
+		RuleEntry: RuleEntry{List: string(cmd.List), Prefix: cmd.Prefix.String()},
 		Changed:   res.Changed, Index: res.Index,
 	})
 }
@@ -144,5 +145,5 @@ func (s stateAPI) removeRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.remove(w, r, raftstore.Command{Op: raftstore.OpRuleRemove, List: list, Prefix: p},
-		fmt.Sprintf("no %s rule for %s", list, normalize(p)))
+		fmt.Sprintf("no %s rule for %s", list, p))
 }

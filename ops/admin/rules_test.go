@@ -50,6 +50,32 @@ func serveState(t *testing.T, n *cluster.Node) string {
 	return path
 }
 
+// refusal is a request the admin API must refuse: its answer's status
+// code and a part of its error.
+type refusal struct {
+	name, method, target, body string
+	code                       int
+	want                       string
+}
+
+// checkRefusals sends each request over the socket at sock and checks its
+// status and error, and that the error does not echo field, a long field
+// of the request.
+func checkRefusals(t *testing.T, sock string, tests []refusal, field string) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, sb := send(t, sock, tt.method, tt.target, tt.body)
+			if code != tt.code || !strings.Contains(sb.Error, tt.want) {
+				t.Fatalf("%s %s %.80s = %d %q, want %d and %q", tt.method, tt.target, tt.body, code, sb.Error, tt.code, tt.want)
+			}
+			if strings.Contains(sb.Error, field) {
+				t.Fatalf("the error echoes the whole field: %.200q", sb.Error)
+			}
+		})
+	}
+}
+
 // unchanged fails the test if a command was committed since before, the
 // node's status when the refused requests began: the state's applied
 // index moves with every command entry (Raft's own last index also moves
@@ -119,11 +145,7 @@ func TestRuleAPIRejectsBadInput(t *testing.T) {
 	sock, n := openStateAdmin(t)
 	before := n.Status()
 	long := strings.Repeat("1", 5000)
-	tests := []struct {
-		name, method, target, body string
-		code                       int
-		want                       string
-	}{
+	tests := []refusal{
 		{"bad CIDR", "POST", "/rules", `{"list":"deny","prefix":"192.0.2.0/33"}`, 400, `prefix: invalid CIDR "192.0.2.0/33": prefix length "33" is not 0..32`},
 		{"host name", "POST", "/rules", `{"list":"deny","prefix":"example.org"}`, 400, "prefix: invalid CIDR"},
 		{"no prefix", "POST", "/rules", `{"list":"deny"}`, 400, "prefix: invalid CIDR"},
@@ -140,17 +162,7 @@ func TestRuleAPIRejectsBadInput(t *testing.T) {
 		{"list: unknown list", "GET", "/rules?list=maybe", "", 400, "list:"},
 		{"PUT", "PUT", "/rules", `{}`, 405, "PUT is not allowed"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, sb := send(t, sock, tt.method, tt.target, tt.body)
-			if code != tt.code || !strings.Contains(sb.Error, tt.want) {
-				t.Fatalf("%s %s %.80s = %d %q, want %d and %q", tt.method, tt.target, tt.body, code, sb.Error, tt.code, tt.want)
-			}
-			if strings.Contains(sb.Error, long[:100]) {
-				t.Fatalf("the error echoes the whole field: %.200q", sb.Error)
-			}
-		})
-	}
+	checkRefusals(t, sock, tests, long[:100])
 	unchanged(t, n, before)
 	if rules := n.Rules(); len(rules) != 0 {
 		t.Fatalf("refused requests left rules: %v", rules)

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -75,7 +76,7 @@ func writeApplyError(w http.ResponseWriter, err error) {
 		badRequest(w, err)
 		return
 	}
-	writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable", Error: err.Error()})
+	unavailable(w, err)
 }
 
 // consistent runs ReadIndex when the request asks for a linearizable read
@@ -85,7 +86,7 @@ func (s stateAPI) consistent(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	if _, err := s.st.ReadIndex(r.Context()); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, statusBody{Status: "unavailable", Error: "consistent read: " + err.Error()})
+		unavailable(w, fmt.Errorf("consistent read: %w", err))
 		return false
 	}
 	return true

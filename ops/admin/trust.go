@@ -3,7 +3,6 @@ package admin
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -140,8 +139,7 @@ func checkSubject(kind tofu.PinKind, s string) error {
 			return fmt.Errorf("subject: %s is not host/path/ (a claimed route: host, then its prefix, such as example.org/app/)", quoteShort(s))
 		}
 	case tofu.PinUpstream:
-		host, port, err := net.SplitHostPort(s)
-		if n, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil || n == 0 {
+		if _, ok := splitHostPort(s); !ok {
 			return fmt.Errorf("subject: %s is not host:port (an upstream, such as backend:1965)", quoteShort(s))
 		}
 	}

@@ -3,6 +3,7 @@ package compose
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -77,7 +78,7 @@ func newStack(t *testing.T) *stack {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%v: make build first (make e2e-cluster does)", err)
 	}
-	s := &stack{t: t, dir: dir, compose: c, image: cmpOr(os.Getenv(envImage), "chimalli:dev"), bin: bin}
+	s := &stack{t: t, dir: dir, compose: c, image: cmp.Or(os.Getenv(envImage), "chimalli:dev"), bin: bin}
 	s.run("down", "-v", "--remove-orphans") // a stack left by a killed run
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -95,13 +96,6 @@ func newStack(t *testing.T) *stack {
 	return s
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 func copyTree(t *testing.T, src, dst string) {
 	t.Helper()
 	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
@@ -113,7 +107,7 @@ func copyTree(t *testing.T, src, dst string) {
 		if fi.IsDir() {
 			return os.MkdirAll(to, 0o755)
 		}
-		if strings.HasSuffix(p, "_test.go") || strings.HasSuffix(p, ".go") {
+		if strings.HasSuffix(p, ".go") {
 			return nil
 		}
 		b, err := os.ReadFile(p)

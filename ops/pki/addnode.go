@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"cmp"
 	"fmt"
 	"io/fs"
 	"slices"
@@ -46,15 +47,7 @@ func AddNode(dir, id string, opts NodeOptions) (Files, error) {
 	if err != nil {
 		return Files{}, fmt.Errorf("add node: %w", err)
 	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	days := opts.CertDays
-	if days == 0 {
-		days = DefaultCertDays
-	}
-	pair, err := ca.sign(req, now.UTC().Truncate(time.Second), days)
+	pair, err := ca.sign(req, issueTime(opts.Now), cmp.Or(opts.CertDays, DefaultCertDays))
 	if err != nil {
 		return Files{}, fmt.Errorf("add node: %w", err)
 	}

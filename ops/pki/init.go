@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -225,18 +226,8 @@ type issued struct {
 
 // issueAll creates the authority and signs every request.
 func issueAll(reqs []leafRequest, opts InitOptions) (issued, error) {
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	now = now.UTC().Truncate(time.Second)
-	caDays, certDays := opts.CADays, opts.CertDays
-	if caDays == 0 {
-		caDays = DefaultCADays
-	}
-	if certDays == 0 {
-		certDays = DefaultCertDays
-	}
+	now := issueTime(opts.Now)
+	caDays, certDays := cmp.Or(opts.CADays, DefaultCADays), cmp.Or(opts.CertDays, DefaultCertDays)
 	ca, caPair, err := newCA(now, caDays)
 	if err != nil {
 		return issued{}, err

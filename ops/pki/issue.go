@@ -152,6 +152,15 @@ func encodePair(der []byte, key *ecdsa.PrivateKey) (pemPair, error) {
 	}, nil
 }
 
+// issueTime returns the time certificates are issued at: now, or the
+// current time when now is zero, in UTC to the second.
+func issueTime(now time.Time) time.Time {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return now.UTC().Truncate(time.Second)
+}
+
 // expiry returns now plus days, checking that the result is representable.
 func expiry(now time.Time, days int) (time.Time, error) {
 	if days < 1 {

@@ -31,17 +31,16 @@ func (l *Layout) GrantNodes(node Owner) error {
 	if err != nil {
 		return fmt.Errorf("grant node files: %w", err)
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	keeper, ok := ownerOf(fi)
 	if !ok {
 		return errors.New("grant node files: file owners are not available on this system")
 	}
-	keeper := Owner{UID: int(st.Uid), GID: int(st.Gid)}
 	if keeper.GID == node.GID && keeper.GID != 0 {
 		// Granted before: the directory's group is the node's now, and
 		// the keeper's group is the one the authority's key was given.
 		if fi, err := os.Lstat(l.CAKey()); err == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				keeper.GID = int(st.Gid)
+			if o, ok := ownerOf(fi); ok {
+				keeper.GID = o.GID
 			}
 		}
 	}
@@ -67,6 +66,16 @@ func (l *Layout) GrantNodes(node Owner) error {
 		return fmt.Errorf("grant node files: %w", err)
 	}
 	return nil
+}
+
+// ownerOf returns the owner of the file fi describes; false where the
+// system gives none.
+func ownerOf(fi os.FileInfo) (Owner, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return Owner{}, false
+	}
+	return Owner{UID: int(st.Uid), GID: int(st.Gid)}, true
 }
 
 // ParseOwner reads "UID:GID", two numbers (as in a container's user).

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"cmp"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -9,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/chimalli/chimalli/tofu"
@@ -90,15 +90,7 @@ func renewIn(dir, name string, opts RenewOptions, ops fileOps) (Renewed, error) 
 	if req.dns == nil && req.ips == nil && r.Identity.Kind == KindNode {
 		req.dns, req.ips = old.DNSNames, old.IPAddresses
 	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	days := opts.CertDays
-	if days == 0 {
-		days = DefaultCertDays
-	}
-	pair, err := ca.sign(req, now.UTC().Truncate(time.Second), days)
+	pair, err := ca.sign(req, issueTime(opts.Now), cmp.Or(opts.CertDays, DefaultCertDays))
 	if err != nil {
 		return Renewed{}, fmt.Errorf("renew %s: %w", name, err)
 	}
@@ -243,13 +235,13 @@ func copyOwner(like, file string) error {
 	if err != nil {
 		return err
 	}
-	sa, ok1 := a.Sys().(*syscall.Stat_t)
-	sb, ok2 := b.Sys().(*syscall.Stat_t)
-	if !ok1 || !ok2 || (sa.Uid == sb.Uid && sa.Gid == sb.Gid) {
+	oa, ok1 := ownerOf(a)
+	ob, ok2 := ownerOf(b)
+	if !ok1 || !ok2 || oa == ob {
 		return nil
 	}
-	if err := os.Lchown(file, int(sa.Uid), int(sa.Gid)); err != nil {
-		return fmt.Errorf("give the new file the owner of %s (%d:%d): %w (run as that user or as root)", like, sa.Uid, sa.Gid, err)
+	if err := os.Lchown(file, oa.UID, oa.GID); err != nil {
+		return fmt.Errorf("give the new file the owner of %s (%d:%d): %w (run as that user or as root)", like, oa.UID, oa.GID, err)
 	}
 	return nil
 }
