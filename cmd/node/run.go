@@ -223,7 +223,7 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 			return nil, fmt.Errorf("node id: %w", err)
 		}
 	}
-	audit, err := openAudit(cfg, hasher, n)
+	audit, err := openAudit(cfg, id, hasher, n)
 	if err != nil {
 		return nil, err
 	}
@@ -455,16 +455,12 @@ func (n *node) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// openAudit opens audit.file, when set, into the gateway's audit sink;
-// the event plane's publisher joins it later. The log is closed (and
-// flushed) after the server, by n.close.
-func openAudit(cfg *config.Config, hasher *events.IPHasher, n *node) (auditSink, error) {
+// openAudit opens audit.file, when set, into the gateway's audit sink,
+// its records naming node id; the event plane's publisher joins it later.
+// The log is closed (and flushed) after the server, by n.close.
+func openAudit(cfg *config.Config, id string, hasher *events.IPHasher, n *node) (auditSink, error) {
 	if cfg.Audit.File == "" {
 		return auditSink{hasher: hasher}, nil
-	}
-	id, err := cfg.NodeID()
-	if err != nil {
-		return auditSink{}, err
 	}
 	log, err := events.OpenAuditFile(cfg.Audit.File, events.AuditLogConfig{Buffer: cfg.Audit.Buffer, Node: id})
 	if err != nil {
