@@ -314,7 +314,8 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	n.srv = srv
 	n.closers = append(n.closers, sweeper(limiter, time.Minute))
 
-	n.admin = admin.NewAdmin(cfg.AdminSocket(), readiness(state), logger)
+	ready := readiness(state) // the admin socket's and /readyz's one rule
+	n.admin = admin.NewAdmin(cfg.AdminSocket(), ready, logger)
 	n.admin.HandleBans(state)
 	n.admin.HandleRules(state)
 	n.admin.HandleTrust(state)
@@ -323,12 +324,10 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	if err := n.admin.Open(ctx); err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
+	var opsAddr net.Addr
 	if n.opsLn != nil {
 		reg := metrics.NewRegistry(opsSources(id, srv, state, n.events, audit.log))
-		n.ops = metrics.Serve(n.opsLn, metrics.Handler(reg, readiness(state), logger), logger)
-	}
-	var opsAddr net.Addr
-	if n.ops != nil {
+		n.ops = metrics.Serve(n.opsLn, metrics.Handler(reg, ready, logger), logger)
 		opsAddr = n.ops.Addr()
 	}
 	printBanner(out, srv.Addr(), gateway.DualStack(cfg.Gateway.Listen, ln), hosts, cfg, opsAddr)
