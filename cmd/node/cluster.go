@@ -197,10 +197,8 @@ need nothing, as the CA is unchanged.`,
 				return nil
 			}
 			if renew != "" {
-				for id := range extra {
-					if id != renew {
-						return fmt.Errorf("--hosts %s: not the node being renewed (%s)", id, renew)
-					}
+				if err := hostsOnlyFor(extra, renew, "renewed"); err != nil {
+					return err
 				}
 				r, err := pki.Renew(out, renew, pki.RenewOptions{
 					Hosts: append(extra[renew], sans...), NoLoopback: noLoopback, CertDays: days,
@@ -216,10 +214,8 @@ need nothing, as the CA is unchanged.`,
 				return grant(l)
 			}
 			if addNode != "" {
-				for id := range extra {
-					if id != addNode {
-						return fmt.Errorf("--hosts %s: not the node being added (%s)", id, addNode)
-					}
+				if err := hostsOnlyFor(extra, addNode, "added"); err != nil {
+					return err
 				}
 				f, err := pki.AddNode(out, addNode, pki.NodeOptions{
 					Hosts: append(extra[addNode], sans...), NoLoopback: noLoopback, CertDays: days,
@@ -268,6 +264,17 @@ need nothing, as the CA is unchanged.`,
 	cmd.MarkFlagsMutuallyExclusive("add-node", "ca-days")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
+}
+
+// hostsOnlyFor refuses --hosts entries for any node but id, the one
+// being done (added, renewed).
+func hostsOnlyFor(extra map[string][]string, id, done string) error {
+	for other := range extra {
+		if other != id {
+			return fmt.Errorf("--hosts %s: not the node being %s (%s)", other, done, id)
+		}
+	}
+	return nil
 }
 
 // parseHosts parses --hosts values ID=NAME[,NAME…] into names per node id.

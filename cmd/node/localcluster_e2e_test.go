@@ -222,27 +222,56 @@ func TestE2ELocalClusterExample(t *testing.T) {
 	}
 }
 
+// natsAsAdmin connects to a node's NATS client port at addr with the
+// admin certificate of the cluster in dir; the caller closes nc.
+func natsAsAdmin(t *testing.T, dir, addr string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect("tls://"+addr,
+		nats.ClientCert(filepath.Join(dir, "certs", "admin.crt"), filepath.Join(dir, "certs", "admin.key")),
+		nats.RootCAs(filepath.Join(dir, "certs", "ca.crt")))
+	if err != nil {
+		t.Fatalf("nats as the admin: %v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// fetchNow returns the messages (up to 100) stream holds on subject now,
+// through a new ordered consumer; ok is false when they could not be read.
+func fetchNow(js jetstream.JetStream, stream, subject string) (msgs []jetstream.Msg, ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		return nil, false
+	}
+	batch, err := c.FetchNoWait(100)
+	if err != nil {
+		return nil, false
+	}
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, true
+}
+
 // checkNATSStreams does what the README's `nats --tlscert certs/admin.crt
 // … stream ls` does, with nats.go: it connects to a node's NATS client
 // port with the admin certificate and waits until both streams exist with
 // three replicas. A client without a certificate is refused.
 func checkNATSStreams(t *testing.T, dir, addr string) {
 	t.Helper()
-	admin := nats.ClientCert(filepath.Join(dir, "certs", "admin.crt"), filepath.Join(dir, "certs", "admin.key"))
 	ca := nats.RootCAs(filepath.Join(dir, "certs", "ca.crt"))
 	if nc, err := nats.Connect("tls://"+addr, ca, nats.MaxReconnects(0)); err == nil {
 		nc.Close()
 		t.Fatal("the NATS client port let in a client without a certificate")
 	}
-	nc, err := nats.Connect("tls://"+addr, admin, ca)
-	if err != nil {
-		t.Fatalf("nats as the admin: %v", err)
-	}
+	nc, js := natsAsAdmin(t, dir, addr)
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	eventually(t, "both streams with three replicas", func() bool {
 		for _, name := range []string{"CHIMALLI_EVENTS", "CHIMALLI_AUDIT"} {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -262,34 +291,13 @@ func checkNATSStreams(t *testing.T, dir, addr string) {
 // raw addresses in subjects, headers or data.
 func checkStateEvents(t *testing.T, dir, addr string, want int, raw []string) {
 	t.Helper()
-	nc, err := nats.Connect("tls://"+addr,
-		nats.ClientCert(filepath.Join(dir, "certs", "admin.crt"), filepath.Join(dir, "certs", "admin.key")),
-		nats.RootCAs(filepath.Join(dir, "certs", "ca.crt")))
-	if err != nil {
-		t.Fatalf("nats as the admin: %v", err)
-	}
+	nc, js := natsAsAdmin(t, dir, addr)
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var msgs []jetstream.Msg
 	eventually(t, fmt.Sprintf("%d ban.added events in CHIMALLI_EVENTS", want), func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		c, err := js.OrderedConsumer(ctx, "CHIMALLI_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"chimalli.chimalli.ban.added"}})
-		if err != nil {
-			return false
-		}
-		batch, err := c.FetchNoWait(100)
-		if err != nil {
-			return false
-		}
-		msgs = msgs[:0]
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		return len(msgs) == want
+		var ok bool
+		msgs, ok = fetchNow(js, "CHIMALLI_EVENTS", "chimalli.chimalli.ban.added")
+		return ok && len(msgs) == want
 	})
 	var last int
 	ids := map[string]bool{}
@@ -320,31 +328,16 @@ func checkStateEvents(t *testing.T, dir, addr string, want int, raw []string) {
 // the pinned and the presented identity.
 func checkConflicts(t *testing.T, dir, addr string, nodes []string, pinned, presented tofu.Identity) {
 	t.Helper()
-	nc, err := nats.Connect("tls://"+addr,
-		nats.ClientCert(filepath.Join(dir, "certs", "admin.crt"), filepath.Join(dir, "certs", "admin.key")),
-		nats.RootCAs(filepath.Join(dir, "certs", "ca.crt")))
-	if err != nil {
-		t.Fatalf("nats as the admin: %v", err)
-	}
+	nc, js := natsAsAdmin(t, dir, addr)
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got []events.ConflictData
 	eventually(t, fmt.Sprintf("%d trust conflicts in CHIMALLI_AUDIT", len(nodes)), func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		c, err := js.OrderedConsumer(ctx, "CHIMALLI_AUDIT", jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.ConflictSubject("chimalli")}})
-		if err != nil {
-			return false
-		}
-		batch, err := c.FetchNoWait(100)
-		if err != nil {
+		msgs, ok := fetchNow(js, "CHIMALLI_AUDIT", events.ConflictSubject("chimalli"))
+		if !ok {
 			return false
 		}
 		got = got[:0]
-		for m := range batch.Messages() {
+		for _, m := range msgs {
 			var d events.ConflictData
 			if err := json.Unmarshal(m.Data(), &d); err != nil {
 				t.Fatalf("conflict %q: %v", m.Data(), err)

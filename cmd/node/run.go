@@ -223,7 +223,7 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 			return nil, fmt.Errorf("node id: %w", err)
 		}
 	}
-	audit, err := openAudit(cfg, hasher, n)
+	audit, err := openAudit(cfg, id, hasher, n)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +314,8 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	n.srv = srv
 	n.closers = append(n.closers, sweeper(limiter, time.Minute))
 
-	n.admin = admin.NewAdmin(cfg.AdminSocket(), readiness(state), logger)
+	ready := readiness(state) // the admin socket's and /readyz's one rule
+	n.admin = admin.NewAdmin(cfg.AdminSocket(), ready, logger)
 	n.admin.HandleBans(state)
 	n.admin.HandleRules(state)
 	n.admin.HandleTrust(state)
@@ -323,12 +324,10 @@ func startNode(ctx context.Context, cfg *config.Config, logger *slog.Logger, out
 	if err := n.admin.Open(ctx); err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
+	var opsAddr net.Addr
 	if n.opsLn != nil {
 		reg := metrics.NewRegistry(opsSources(id, srv, state, n.events, audit.log))
-		n.ops = metrics.Serve(n.opsLn, metrics.Handler(reg, readiness(state), logger), logger)
-	}
-	var opsAddr net.Addr
-	if n.ops != nil {
+		n.ops = metrics.Serve(n.opsLn, metrics.Handler(reg, ready, logger), logger)
 		opsAddr = n.ops.Addr()
 	}
 	printBanner(out, srv.Addr(), gateway.DualStack(cfg.Gateway.Listen, ln), hosts, cfg, opsAddr)
@@ -455,16 +454,12 @@ func (n *node) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// openAudit opens audit.file, when set, into the gateway's audit sink;
-// the event plane's publisher joins it later. The log is closed (and
-// flushed) after the server, by n.close.
-func openAudit(cfg *config.Config, hasher *events.IPHasher, n *node) (auditSink, error) {
+// openAudit opens audit.file, when set, into the gateway's audit sink,
+// its records naming node id; the event plane's publisher joins it later.
+// The log is closed (and flushed) after the server, by n.close.
+func openAudit(cfg *config.Config, id string, hasher *events.IPHasher, n *node) (auditSink, error) {
 	if cfg.Audit.File == "" {
 		return auditSink{hasher: hasher}, nil
-	}
-	id, err := cfg.NodeID()
-	if err != nil {
-		return auditSink{}, err
 	}
 	log, err := events.OpenAuditFile(cfg.Audit.File, events.AuditLogConfig{Buffer: cfg.Audit.Buffer, Node: id})
 	if err != nil {

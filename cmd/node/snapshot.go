@@ -13,6 +13,7 @@ import (
 
 	"github.com/chimalli/chimalli/ops/admin"
 	"github.com/chimalli/chimalli/raftstore"
+	"github.com/chimalli/chimalli/tofu"
 	"github.com/spf13/cobra"
 )
 
@@ -108,10 +109,7 @@ func saveBackupFile(ctx context.Context, socket, path string) (h raftstore.Backu
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return h, fmt.Errorf("snapshot save: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil { // make the rename durable
-		d.Sync()
-		d.Close()
-	}
+	_ = tofu.SyncDir(dir) // make the rename durable (best effort: the file is in place)
 	return h, nil
 }
 
