@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/chimalli/chimalli/raftstore"
 )
 
 // AuditVersion is the schema version written in every record ("v").
@@ -24,7 +26,6 @@ const (
 	maxHostBytes   = 1024
 	maxPathBytes   = 1024
 	maxReasonBytes = 64
-	maxKeyIDBytes  = 32
 	maxSchemeBytes = 32
 )
 
@@ -341,21 +342,7 @@ func isIPAddress(s string) bool {
 // "<key id>:<32 lower-case hex>" with a key id of [A-Za-z0-9_-]{1,32}.
 func isClientHash(s string) bool {
 	id, sum, ok := strings.Cut(s, ":")
-	return ok && validKeyID(id) && len(sum) == 2*HashBytes && isLowerHex(sum)
-}
-
-// validKeyID reports whether id is [A-Za-z0-9_-]{1,32}.
-func validKeyID(id string) bool {
-	if len(id) == 0 || len(id) > maxKeyIDBytes {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return ok && raftstore.ValidAuditKeyID(id) && len(sum) == 2*HashBytes && isLowerHex(sum)
 }
 
 // isCertFingerprint reports whether s is "sha256:<64 lower-case hex>".

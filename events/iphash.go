@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/chimalli/chimalli/raftstore"
 )
 
 // HashBytes is how many bytes of the HMAC output an address hash keeps:
@@ -133,7 +135,7 @@ func (h *IPHasher) keyed() *keyedHash {
 	if k := h.cur.Load(); k != nil && k.id == id {
 		return k
 	}
-	if !validKeyID(id) { // records would be refused: keep to the own key
+	if !raftstore.ValidAuditKeyID(id) { // records would be refused: keep to the own key
 		return h.own
 	}
 	// A new key (once a rotation): build its HMACs. Hashers racing here

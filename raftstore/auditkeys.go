@@ -37,8 +37,9 @@ func AuditKeyID(key [32]byte) string {
 	return "c" + hex.EncodeToString(h.Sum(nil)[:4])
 }
 
-// validAuditKeyID reports whether id is [A-Za-z0-9_-]{1,32}.
-func validAuditKeyID(id string) bool {
+// ValidAuditKeyID reports whether id is [A-Za-z0-9_-]{1,32}: the key ids
+// the fold accepts, and the ones audit records may carry.
+func ValidAuditKeyID(id string) bool {
 	if len(id) == 0 || len(id) > maxAuditKeyID {
 		return false
 	}
@@ -56,7 +57,7 @@ func checkAuditKey(k *AuditKeyData) error {
 	switch {
 	case k == nil:
 		return fmt.Errorf("%w: no audit key payload", ErrInvalidEvent)
-	case !validAuditKeyID(k.ID):
+	case !ValidAuditKeyID(k.ID):
 		return fmt.Errorf("%w: audit key id %q is not [A-Za-z0-9_-]{1,%d}", ErrInvalidEvent, k.ID, maxAuditKeyID)
 	case k.Retention < 0 || k.Retention > MaxAuditKeyRetention:
 		return fmt.Errorf("%w: audit key retention %v out of range", ErrInvalidEvent, k.Retention)
