@@ -102,19 +102,13 @@ func StreamConfigs(cfg StreamsConfig) ([]jetstream.StreamConfig, error) {
 		return n
 	}
 	replicas := max(cfg.Replicas, 1)
-	return []jetstream.StreamConfig{{
-		Name:        StreamEvents,
-		Description: "Chimalli committed state events",
-		Subjects:    EventSubjects(cfg.ClusterName),
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      cfg.EventsMaxAge,
-		MaxBytes:    -1,
-		MaxMsgs:     -1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		Duplicates:  window(cfg.EventsMaxAge),
-	}, {
+	// The events stream is the state publisher's (events.StateStreamConfig:
+	// its name, subjects, storage and retention), with this plane's limits.
+	stateEvents := events.StateStreamConfig(cfg.ClusterName)
+	stateEvents.Description = "Chimalli committed state events"
+	stateEvents.MaxAge, stateEvents.MaxBytes, stateEvents.MaxMsgs = cfg.EventsMaxAge, -1, -1
+	stateEvents.Replicas, stateEvents.Duplicates = replicas, window(cfg.EventsMaxAge)
+	return []jetstream.StreamConfig{stateEvents, {
 		Name:        StreamAudit,
 		Description: "Chimalli audit records",
 		Subjects:    AuditSubjects(cfg.ClusterName),
