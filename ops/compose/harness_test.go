@@ -233,8 +233,9 @@ func (s *stack) leader(among ...string) string {
 	return ""
 }
 
-// waitSameState waits until the nodes report one state hash at one
-// applied index, and returns the hash.
+// waitSameState waits until the nodes report one state hash, and returns
+// it. The hash covers the snapshot's header, applied index included, so
+// one hash is one state at one applied index.
 func (s *stack) waitSameState(limit time.Duration, svcs ...string) string {
 	s.t.Helper()
 	deadline := time.Now().Add(limit)
