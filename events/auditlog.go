@@ -181,7 +181,26 @@ func defaultNode() string {
 // blocks: a record that fails Validate is counted as Invalid, and one that
 // finds the buffer full or the log closed is counted as Dropped; both
 // return false.
-func (l *AuditLog) Record(r *AuditRecord) bool {
+func (l *AuditLog) Record(r *AuditRecord) bool { return l.record(r, nil) }
+
+// RecordToBoth records r in the audit file l and then publishes it with p
+// under the same ID, as Record on each would, but checks and encodes it
+// once: the publisher copies the file's line. It reports whether each
+// took the record.
+func RecordToBoth(l *AuditLog, p *AuditPublisher, r *AuditRecord) (logged, published bool) {
+	handed := false
+	logged = l.record(r, func(line []byte) { handed, published = true, p.record(r, line) })
+	if !handed {
+		// The file refused r before encoding it (invalid): the publisher
+		// checks and counts it on its own.
+		published = p.record(r, nil)
+	}
+	return logged, published
+}
+
+// record is Record; then, when r passed Validate, it hands the encoded
+// line (without its newline) to then before queueing it.
+func (l *AuditLog) record(r *AuditRecord, then func(line []byte)) bool {
 	r.ID = l.ids.next()
 	if r.Node == "" {
 		r.Node = l.node
@@ -194,7 +213,11 @@ func (l *AuditLog) Record(r *AuditRecord) bool {
 		return false
 	}
 	bp := l.pool.Get().(*[]byte)
-	*bp = append(r.AppendJSON((*bp)[:0]), '\n')
+	*bp = r.AppendJSON((*bp)[:0])
+	if then != nil {
+		then(*bp)
+	}
+	*bp = append(*bp, '\n')
 
 	l.mu.RLock()
 	queued := false

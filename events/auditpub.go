@@ -267,7 +267,12 @@ func openAuditPublisher(cfg AuditPublisherConfig, gate <-chan struct{}) (*AuditP
 // UTC if zero. It never blocks: a record that fails Validate is counted
 // as Invalid, one that finds the buffer full or the publisher closed as
 // Dropped; both return false.
-func (p *AuditPublisher) Record(r *AuditRecord) bool {
+func (p *AuditPublisher) Record(r *AuditRecord) bool { return p.record(r, nil) }
+
+// record is Record; encoded, when not nil, is r.AppendJSON of a record
+// that passed Validate (the audit file's line, see RecordToBoth), copied
+// instead of checking and encoding r again.
+func (p *AuditPublisher) record(r *AuditRecord, encoded []byte) bool {
 	if r.Node == "" {
 		r.Node = p.node
 	}
@@ -286,13 +291,17 @@ func (p *AuditPublisher) Record(r *AuditRecord) bool {
 	if r.ID == "" {
 		r.ID = p.ids.next()
 	}
-	if r.Validate() != nil {
+	if encoded == nil && r.Validate() != nil {
 		p.invalid.Add(1)
 		return false
 	}
 	it := p.pool.Get().(*pubItem)
 	it.id = r.ID
-	it.buf = r.AppendJSON(it.buf[:0])
+	if encoded != nil {
+		it.buf = append(it.buf[:0], encoded...)
+	} else {
+		it.buf = r.AppendJSON(it.buf[:0])
+	}
 	select {
 	case p.queue <- it:
 		return true

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -48,19 +49,7 @@ func BenchmarkAuditPublisherRecord(b *testing.B) {
 		id   string
 	}{{"new id", ""}, {"id from the file", "edge-1/0badcafe/2"}} {
 		b.Run(tc.name, func(b *testing.B) {
-			gate := make(chan struct{})
-			p, err := openAuditPublisher(AuditPublisherConfig{Conn: inProcessJetStream(b), Subject: auditSubject,
-				Node: "edge-1", SpoolDir: filepath.Join(b.TempDir(), "spool"), Buffer: 1 << 16}, gate)
-			if err != nil {
-				b.Fatal(err)
-			}
-			drained := make(chan struct{})
-			go func() {
-				defer close(drained)
-				for it := range p.queue {
-					p.putItem(it)
-				}
-			}()
+			p, stop := drainedPublisher(b)
 			r := benchRecord()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -68,18 +57,68 @@ func BenchmarkAuditPublisherRecord(b *testing.B) {
 				p.Record(&r)
 			}
 			b.StopTimer()
-			p.mu.Lock()
-			p.quit = true
-			close(p.queue)
-			p.mu.Unlock()
-			<-drained
-			p.queue = make(chan *pubItem) // emptied by the goroutine: the sender finds nothing
-			close(p.queue)
-			close(gate)
-			<-p.done
-			// On two cores the emptying goroutine falls behind at times;
-			// a dropped record costs less than a queued one.
-			b.ReportMetric(float64(p.Stats().Dropped)/float64(b.N), "drops/op")
+			stop()
+		})
+	}
+}
+
+// drainedPublisher opens a publisher whose queue another goroutine empties
+// (nothing is sent), for benchmarks of Record; stop closes it and reports
+// the share of records dropped.
+func drainedPublisher(b *testing.B) (p *AuditPublisher, stop func()) {
+	gate := make(chan struct{})
+	p, err := openAuditPublisher(AuditPublisherConfig{Conn: inProcessJetStream(b), Subject: auditSubject,
+		Node: "edge-1", SpoolDir: filepath.Join(b.TempDir(), "spool"), Buffer: 1 << 16}, gate)
+	if err != nil {
+		b.Fatal(err)
+	}
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for it := range p.queue {
+			p.putItem(it)
+		}
+	}()
+	return p, func() {
+		p.mu.Lock()
+		p.quit = true
+		close(p.queue)
+		p.mu.Unlock()
+		<-drained
+		p.queue = make(chan *pubItem) // emptied by the goroutine: the sender finds nothing
+		close(p.queue)
+		close(gate)
+		<-p.done
+		// On two cores the emptying goroutine falls behind at times;
+		// a dropped record costs less than a queued one.
+		b.ReportMetric(float64(p.Stats().Dropped)/float64(b.N), "drops/op")
+	}
+}
+
+// BenchmarkAuditToFileAndNATS is the request path with both an audit file
+// and the event plane: the record checked and encoded for each ("each"),
+// or once with RecordToBoth ("once").
+func BenchmarkAuditToFileAndNATS(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		rec  func(l *AuditLog, p *AuditPublisher, r *AuditRecord)
+	}{
+		{"each", func(l *AuditLog, p *AuditPublisher, r *AuditRecord) { l.Record(r); p.Record(r) }},
+		{"once", func(l *AuditLog, p *AuditPublisher, r *AuditRecord) { RecordToBoth(l, p, r) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			p, stop := drainedPublisher(b)
+			l := NewAuditLog(io.Discard, AuditLogConfig{Node: "edge-1", Buffer: 1 << 16})
+			r := benchRecord()
+			b.ReportAllocs()
+			for b.Loop() {
+				tc.rec(l, p, &r)
+			}
+			b.StopTimer()
+			stop()
+			if err := l.Close(context.Background()); err != nil {
+				b.Fatal(err)
+			}
 		})
 	}
 }

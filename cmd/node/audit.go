@@ -37,10 +37,12 @@ func (a auditSink) Audit(o *gateway.Outcome) {
 			rec.Cert = r.ClientID.CertFingerprint().String()
 		}
 	}
-	if a.log != nil {
-		a.log.Record(&rec) // sets rec.ID, which the publisher keeps
-	}
-	if a.pub != nil {
+	switch {
+	case a.log != nil && a.pub != nil:
+		events.RecordToBoth(a.log, a.pub, &rec) // one ID, checked and encoded once
+	case a.log != nil:
+		a.log.Record(&rec)
+	case a.pub != nil:
 		a.pub.Record(&rec)
 	}
 }
